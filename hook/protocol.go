@@ -1,0 +1,129 @@
+package hook
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Version is the protocol version a client sends in every request. The daemon
+// refuses versions it does not know with a clear error.
+const Version = 1
+
+// MaxMessageSize bounds one request or response line, newline included.
+const MaxMessageSize = 4 << 20
+
+// Defaults shared by the hook, the CLI and the daemon.
+const (
+	DefaultSocket   = "/run/nixs3q/nixs3q.sock"
+	DefaultStateDir = "/var/lib/nixs3q"
+	SocketEnv       = "NIXS3Q_SOCKET"
+	StateDirEnv     = "NIXS3Q_STATE_DIR"
+)
+
+// Operations a Request may ask for.
+const (
+	OpEnqueue = "enqueue" // queue Paths durably; needs write permission
+	OpRetry   = "retry"   // move failed Paths (all when empty) back to pending; needs write permission
+	OpStatus  = "status"  // report the queue; open to every local user
+	OpPing    = "ping"    // check the daemon answers
+)
+
+// Request is one client message.
+type Request struct {
+	Version int      `json:"v"`
+	Op      string   `json:"op"`
+	Paths   []string `json:"paths,omitempty"`
+	// Drv is the derivation the paths were built from, when known (for logs).
+	Drv string `json:"drv,omitempty"`
+	// Source says who sent the request: "hook", "push", "spool".
+	Source string `json:"source,omitempty"`
+}
+
+// Refusal names a path the daemon would not queue, and why.
+type Refusal struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// Response is the daemon's answer to one Request. OK is false when the
+// request changed nothing; Error then says why.
+type Response struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	// Refused lists the invalid paths of a refused enqueue. An enqueue with
+	// any invalid path is refused whole, so that bad input changes nothing.
+	Refused       []Refusal `json:"refused,omitempty"`
+	Added         int       `json:"added,omitempty"`
+	AlreadyQueued int       `json:"already_queued,omitempty"`
+	Requeued      int       `json:"requeued,omitempty"`
+	Retried       int       `json:"retried,omitempty"`
+	Status        *Status   `json:"status,omitempty"`
+}
+
+// Status is the daemon's view of its queue and uploads.
+type Status struct {
+	Store                string         `json:"store"`
+	Pending              int            `json:"pending"`
+	InFlight             int            `json:"in_flight"`
+	Failed               int            `json:"failed"`
+	Uploaded             int64          `json:"uploaded"`
+	UploadedBytes        int64          `json:"uploaded_bytes"`
+	Skipped              int64          `json:"skipped"`
+	Dropped              int64          `json:"dropped"`
+	Completed            int64          `json:"completed"`
+	OldestPendingSeconds float64        `json:"oldest_pending_seconds"`
+	ThroughputBytesSec   float64        `json:"throughput_bytes_per_second"`
+	Failures             []Failure      `json:"failures"`
+	Active               []ActiveItem   `json:"in_flight_items"`
+	Uploading            []Transfer     `json:"uploading"`
+	Recent               []HistoryEntry `json:"recent,omitempty"`
+}
+
+// Failure is an item in the failed list.
+type Failure struct {
+	Path      string `json:"path"`
+	Attempts  int    `json:"attempts"`
+	LastError string `json:"last_error"`
+}
+
+// ActiveItem is a queued root path a worker is processing.
+type ActiveItem struct {
+	Path     string    `json:"path"`
+	Attempts int       `json:"attempts"`
+	Since    time.Time `json:"since"`
+}
+
+// Transfer is one NAR being uploaded now.
+type Transfer struct {
+	Path    string    `json:"path"`
+	NarSize uint64    `json:"nar_size"`
+	Read    int64     `json:"read"`
+	Started time.Time `json:"started"`
+}
+
+// HistoryEntry is a recently finished root path.
+type HistoryEntry struct {
+	Path     string    `json:"path"`
+	Finished time.Time `json:"finished"`
+	Result   string    `json:"result"`
+	Uploaded int       `json:"uploaded"`
+	Skipped  int       `json:"skipped"`
+	Bytes    int64     `json:"bytes"`
+}
+
+// ErrTooLarge is returned for a message longer than MaxMessageSize.
+var ErrTooLarge = errors.New("hook: message exceeds the size limit")
+
+// EncodeLine marshals v as one protocol line (JSON plus newline).
+func EncodeLine(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("hook: encode: %w", err)
+	}
+	if len(b)+1 > MaxMessageSize {
+		return nil, ErrTooLarge
+	}
+	return append(b, '\n'), nil
+}

@@ -1,0 +1,150 @@
+package hook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// HookConfig is what nixs3q-hook needs, normally read from its environment.
+type HookConfig struct {
+	Socket   string        // daemon socket; default DefaultSocket
+	StateDir string        // holds the spool; default DefaultStateDir
+	Timeout  time.Duration // budget for reaching the daemon; default 1500ms
+	OutPaths string        // OUT_PATHS: space-separated output paths
+	DrvPath  string        // DRV_PATH
+}
+
+// ConfigFromEnv builds a HookConfig from an environment lookup function.
+func ConfigFromEnv(getenv func(string) string) HookConfig {
+	return HookConfig{
+		Socket:   getenv(SocketEnv),
+		StateDir: getenv(StateDirEnv),
+		OutPaths: getenv("OUT_PATHS"),
+		DrvPath:  getenv("DRV_PATH"),
+	}
+}
+
+// Outcome says what RunHook did.
+type Outcome struct {
+	Paths   []string
+	Queued  bool   // the daemon acknowledged a durable enqueue
+	Spooled string // spool file written instead, if any
+	// Message is the one line the hook prints, empty when all went well.
+	Message string
+}
+
+// RunHook queues the outputs of one build: it sends them to the daemon and
+// waits for the durable acknowledgement, and when the daemon cannot be
+// reached in time it writes them to the spool instead. It never blocks
+// longer than about Timeout plus one spool write, and it never returns an
+// error: what went wrong is described in Outcome.Message, one line.
+func RunHook(ctx context.Context, cfg HookConfig) Outcome {
+	if cfg.Socket == "" {
+		cfg.Socket = DefaultSocket
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = DefaultStateDir
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 1500 * time.Millisecond
+	}
+	paths := strings.Fields(cfg.OutPaths)
+	if len(paths) == 0 && cfg.DrvPath != "" {
+		outs, err := OutputsFromDrv(cfg.DrvPath)
+		if err != nil {
+			return Outcome{Message: fmt.Sprintf("nixs3q-hook: no OUT_PATHS and %v; nothing queued", err)}
+		}
+		paths = outs
+	}
+	if len(paths) == 0 {
+		return Outcome{}
+	}
+	out := Outcome{Paths: paths}
+
+	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	err := send(cctx, cfg.Socket, paths, cfg.DrvPath)
+	if err == nil {
+		out.Queued = true
+		return out
+	}
+	var refused *refusedError
+	if errors.As(err, &refused) && len(refused.rest) == 0 {
+		// The daemon is up and said these paths are invalid: spooling
+		// them would only be refused again.
+		out.Message = "nixs3q-hook: " + err.Error()
+		return out
+	}
+	msg := fmt.Sprintf("daemon unreachable (%v)", err)
+	if refused != nil {
+		msg = refused.msg
+		paths = refused.rest
+	}
+	file, serr := WriteSpool(SpoolDir(cfg.StateDir), paths)
+	if serr != nil {
+		out.Message = fmt.Sprintf("nixs3q-hook: %s and spool failed: %v; %d path(s) not queued", msg, serr, len(paths))
+		return out
+	}
+	out.Spooled = file
+	out.Message = fmt.Sprintf("nixs3q-hook: %s; %d path(s) spooled", msg, len(paths))
+	return out
+}
+
+// refusedError reports paths the daemon refused as invalid. rest holds the
+// valid paths that still need a home, when the daemon did not take them.
+type refusedError struct {
+	msg  string
+	rest []string
+}
+
+func (e *refusedError) Error() string { return e.msg }
+
+// send enqueues paths. When the daemon refuses some of them (a path that is
+// invalid or already gone), it sends the rest once more, so that one bad
+// output does not keep the good ones out. A daemon that answers with an
+// error but no refusals (shutting down, queue trouble) counts as unreachable.
+func send(ctx context.Context, socket string, paths []string, drv string) error {
+	c, err := Dial(ctx, socket)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	resp, err := c.Do(ctx, Request{Op: OpEnqueue, Paths: paths, Drv: drv, Source: "hook"})
+	if err != nil {
+		return err
+	}
+	if resp.OK {
+		return nil
+	}
+	if len(resp.Refused) == 0 {
+		return fmt.Errorf("daemon error: %s", resp.Error)
+	}
+	bad := make(map[string]bool, len(resp.Refused))
+	for _, r := range resp.Refused {
+		bad[r.Path] = true
+	}
+	var rest []string
+	for _, p := range paths {
+		if !bad[p] {
+			rest = append(rest, p)
+		}
+	}
+	msg := fmt.Sprintf("refused %s: %s", resp.Refused[0].Path, resp.Refused[0].Reason)
+	if len(resp.Refused) > 1 {
+		msg += fmt.Sprintf(" (and %d more)", len(resp.Refused)-1)
+	}
+	if len(rest) == 0 {
+		return &refusedError{msg: msg}
+	}
+	resp, err = c.Do(ctx, Request{Op: OpEnqueue, Paths: rest, Drv: drv, Source: "hook"})
+	if err == nil && resp.OK {
+		return &refusedError{msg: msg}
+	}
+	if err == nil {
+		err = fmt.Errorf("daemon error: %s", resp.Error)
+	}
+	return &refusedError{msg: fmt.Sprintf("%s; the others: %v", msg, err), rest: rest}
+}

@@ -1,0 +1,131 @@
+package hook
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SpoolDir is the spool's location inside a state directory.
+func SpoolDir(stateDir string) string { return filepath.Join(stateDir, "spool") }
+
+const (
+	spoolSuffix = ".paths"
+	tmpPrefix   = ".tmp-"
+	// maxSpoolFile bounds what the daemon reads from one spool file.
+	maxSpoolFile = 16 << 20
+)
+
+// WriteSpool stores paths as a new file in dir, atomically and durably: the
+// file appears under its final name only complete and fsynced, and the
+// directory entry is fsynced too. It creates dir (mode 0700) when missing.
+// It returns the new file's path.
+func WriteSpool(dir string, paths []string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("hook: spool: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
+	if err != nil {
+		return "", fmt.Errorf("hook: spool: %w", err)
+	}
+	defer func() {
+		if tmp != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	var sb strings.Builder
+	for _, p := range paths {
+		if strings.ContainsAny(p, "\n\x00") {
+			return "", fmt.Errorf("hook: spool: path %q contains a newline or NUL", p)
+		}
+		sb.WriteString(p)
+		sb.WriteByte('\n')
+	}
+	if _, err := tmp.WriteString(sb.String()); err != nil {
+		return "", fmt.Errorf("hook: spool: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return "", fmt.Errorf("hook: spool: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("hook: spool: %w", err)
+	}
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	name := filepath.Join(dir, strconv.FormatInt(time.Now().UnixNano(), 10)+"-"+
+		strconv.Itoa(os.Getpid())+"-"+hex.EncodeToString(rnd[:])+spoolSuffix)
+	if err := os.Rename(tmp.Name(), name); err != nil {
+		return "", fmt.Errorf("hook: spool: %w", err)
+	}
+	tmp = nil
+	if err := syncDir(dir); err != nil {
+		return "", fmt.Errorf("hook: spool: %w", err)
+	}
+	return name, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// ListSpool returns the complete spool files in dir, oldest first. A missing
+// dir is empty. Temporary files of writers that died are removed once they
+// are older than an hour.
+func ListSpool(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("hook: spool: %w", err)
+	}
+	var files []string
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case strings.HasPrefix(name, tmpPrefix):
+			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > time.Hour {
+				os.Remove(filepath.Join(dir, name))
+			}
+		case strings.HasSuffix(name, spoolSuffix) && e.Type().IsRegular():
+			files = append(files, filepath.Join(dir, name))
+		}
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// ReadSpool returns the paths in one spool file. Blank lines are skipped.
+func ReadSpool(file string) ([]string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("hook: spool: %w", err)
+	}
+	defer f.Close()
+	var paths []string
+	sc := bufio.NewScanner(io.LimitReader(f, maxSpoolFile))
+	sc.Buffer(make([]byte, 64<<10), 64<<10)
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); line != "" {
+			paths = append(paths, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("hook: spool %s: %w", file, err)
+	}
+	return paths, nil
+}
