@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nixs3q/nixs3q/hook"
+)
+
+func defaultSocket() string {
+	if s := os.Getenv(hook.SocketEnv); s != "" {
+		return s
+	}
+	return hook.DefaultSocket
+}
+
+func newFlags(name, args string) *flag.FlagSet {
+	fs := flag.NewFlagSet("nixs3q "+name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: nixs3q %s %s\n\nFlags:\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// call sends one request and turns a refusal into an error.
+func call(ctx context.Context, socket string, req hook.Request) (hook.Response, error) {
+	resp, err := hook.Call(ctx, socket, req)
+	if err != nil {
+		return resp, fmt.Errorf("cannot reach the nixs3q daemon at %s (is it running? see 'systemctl status nixs3q'): %w", socket, err)
+	}
+	if !resp.OK {
+		var b strings.Builder
+		b.WriteString(resp.Error)
+		for _, r := range resp.Refused {
+			fmt.Fprintf(&b, "\n  %s: %s", r.Path, r.Reason)
+		}
+		return resp, errors.New(b.String())
+	}
+	return resp, nil
+}
+
+// resolvePath turns what a user typed (./result, a relative path) into the
+// store path it points at. Anything that does not resolve is passed on as
+// typed, for the daemon to refuse with its reason.
+func resolvePath(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	return abs
+}
+
+func runPush(ctx context.Context, args []string) error {
+	fs := newFlags("push", "[--socket PATH] PATH...")
+	socket := fs.String("socket", defaultSocket(), "daemon socket (env NIXS3Q_SOCKET)")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{2, errSilent}
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return &exitError{2, errSilent}
+	}
+	var paths []string
+	for _, p := range fs.Args() {
+		paths = append(paths, resolvePath(p))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := call(ctx, *socket, hook.Request{Op: hook.OpEnqueue, Paths: paths, Source: "push"})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("queued %d path(s): %d new, %d already queued, %d failed before and retried\n",
+		len(paths), resp.Added, resp.AlreadyQueued, resp.Requeued)
+	return nil
+}
+
+func runRetry(ctx context.Context, args []string) error {
+	fs := newFlags("retry", "[--socket PATH] [PATH...]")
+	socket := fs.String("socket", defaultSocket(), "daemon socket (env NIXS3Q_SOCKET)")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{2, errSilent}
+	}
+	var paths []string
+	for _, p := range fs.Args() {
+		paths = append(paths, resolvePath(p))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := call(ctx, *socket, hook.Request{Op: hook.OpRetry, Paths: paths})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("moved %d failed path(s) back to pending\n", resp.Retried)
+	return nil
+}
+
+func fetchStatus(ctx context.Context, socket string) (*hook.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := call(ctx, socket, hook.Request{Op: hook.OpStatus})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Status == nil {
+		return nil, errors.New("daemon sent no status")
+	}
+	return resp.Status, nil
+}
+
+func runStatus(ctx context.Context, args []string) error {
+	fs := newFlags("status", "[--socket PATH] [--json]")
+	socket := fs.String("socket", defaultSocket(), "daemon socket (env NIXS3Q_SOCKET)")
+	asJSON := fs.Bool("json", false, "print machine-readable JSON")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{2, errSilent}
+	}
+	st, err := fetchStatus(ctx, *socket)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	printStatus(os.Stdout, st)
+	return nil
+}
+
+func printStatus(w io.Writer, st *hook.Status) {
+	fmt.Fprintf(w, "cache:      %s\n", st.Store)
+	q := fmt.Sprintf("%d pending, %d in flight, %d failed", st.Pending, st.InFlight, st.Failed)
+	if st.OldestPendingSeconds > 0 {
+		q += fmt.Sprintf(" (oldest waiting %s)", (time.Duration(st.OldestPendingSeconds) * time.Second).String())
+	}
+	fmt.Fprintf(w, "queue:      %s\n", q)
+	fmt.Fprintf(w, "uploaded:   %d paths, %s; %d already in the cache; %d dropped (gone before upload)\n",
+		st.Uploaded, humanBytes(st.UploadedBytes), st.Skipped, st.Dropped)
+	fmt.Fprintf(w, "throughput: %s/s (last 30s)\n", humanBytes(int64(st.ThroughputBytesSec)))
+	if len(st.Uploading) > 0 {
+		fmt.Fprintln(w, "uploading now:")
+		sort.Slice(st.Uploading, func(i, j int) bool { return st.Uploading[i].Path < st.Uploading[j].Path })
+		for _, t := range st.Uploading {
+			pct := 100.0
+			if t.NarSize > 0 {
+				pct = 100 * float64(t.Read) / float64(t.NarSize)
+			}
+			fmt.Fprintf(w, "  %s  %.0f%% of %s\n", t.Path, pct, humanBytes(int64(t.NarSize)))
+		}
+	}
+	if len(st.Active) > 0 {
+		fmt.Fprintln(w, "in flight:")
+		for _, a := range st.Active {
+			fmt.Fprintf(w, "  %s  (attempt %d, for %s)\n", a.Path, a.Attempts+1, time.Since(a.Since).Round(time.Second))
+		}
+	}
+	if len(st.Failures) > 0 {
+		fmt.Fprintln(w, "failed (run 'nixs3q retry' to try again):")
+		for _, f := range st.Failures {
+			fmt.Fprintf(w, "  %s  after %d attempt(s): %s\n", f.Path, f.Attempts, f.LastError)
+		}
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func runWait(ctx context.Context, args []string) error {
+	fs := newFlags("wait", "[--socket PATH] [--timeout D]")
+	socket := fs.String("socket", defaultSocket(), "daemon socket (env NIXS3Q_SOCKET)")
+	timeout := fs.Duration("timeout", 0, "give up after this long (0: wait forever)")
+	interval := fs.Duration("interval", 200*time.Millisecond, "how often to ask the daemon")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{2, errSilent}
+	}
+	if *timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *timeout)
+		defer cancel()
+	}
+	for {
+		st, err := fetchStatus(ctx, *socket)
+		if err != nil {
+			if ctx.Err() != nil {
+				return &exitError{2, fmt.Errorf("timed out after %s", *timeout)}
+			}
+			return err
+		}
+		if st.Pending == 0 && st.InFlight == 0 {
+			if st.Failed > 0 {
+				printStatus(os.Stderr, st)
+				return &exitError{1, fmt.Errorf("queue drained, but %d path(s) failed", st.Failed)}
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return &exitError{2, fmt.Errorf("timed out after %s: %d pending, %d in flight, %d failed",
+				*timeout, st.Pending, st.InFlight, st.Failed)}
+		case <-time.After(*interval):
+		}
+	}
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/nixs3q/nixs3q/daemon"
+	"github.com/nixs3q/nixs3q/hook"
+	"github.com/nixs3q/nixs3q/nix"
+	"github.com/nixs3q/nixs3q/queue"
+	"github.com/nixs3q/nixs3q/uploader"
+	"github.com/nixs3q/nixs3q/uploader/storeurl"
+)
+
+type daemonFlags struct {
+	store, secretKeyFile, stateDir, socket, compression, allowGroup string
+	storeDir, nixBin, logLevel, logFormat                           string
+	workers, compressionLevel, maxAttempts                          int
+	presenceTTL, shutdownGrace                                      time.Duration
+}
+
+func runDaemon(ctx context.Context, args []string) error {
+	fs := newFlags("daemon", "--store URL --secret-key-file FILE [flags]")
+	var f daemonFlags
+	fs.StringVar(&f.store, "store", "", "binary cache URL: s3://BUCKET?region=...&endpoint=... or file:///DIR (required)")
+	fs.StringVar(&f.secretKeyFile, "secret-key-file", "", "Nix signing key file (NAME:BASE64), as made by 'nix key generate-secret'; may also be given as the store URL's secret-key parameter")
+	fs.StringVar(&f.stateDir, "state-dir", envOr(hook.StateDirEnv, hook.DefaultStateDir), "directory for the queue database and the spool (env NIXS3Q_STATE_DIR)")
+	fs.StringVar(&f.socket, "socket", defaultSocket(), "Unix socket to listen on (env NIXS3Q_SOCKET)")
+	fs.IntVar(&f.workers, "workers", 4, "queued paths processed at once; also the number of NARs uploaded at once")
+	fs.StringVar(&f.compression, "compression", "", "NAR compression: zstd, xz or none (default: the store URL's compression parameter, else zstd)")
+	fs.IntVar(&f.compressionLevel, "compression-level", 0, "compression level (0: the compressor's default; zstd 1-22, xz 0-9)")
+	fs.StringVar(&f.allowGroup, "allow-group", "", "group whose members may queue and retry paths, besides root and the daemon's user")
+	fs.IntVar(&f.maxAttempts, "max-attempts", 8, "attempts before a path moves to the failed list")
+	fs.DurationVar(&f.presenceTTL, "presence-ttl", time.Hour, "how long a path seen in the cache is trusted to still be there (0 disables the presence cache)")
+	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight uploads may finish after SIGTERM")
+	fs.StringVar(&f.storeDir, "store-dir", nix.DefaultStoreDir, "the Nix store directory")
+	fs.StringVar(&f.nixBin, "nix", "nix", "the nix command used to read store metadata")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "auto", "console, json, or auto (console on a terminal, json otherwise)")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{2, errSilent}
+	}
+	if fs.NArg() > 0 {
+		return &exitError{2, fmt.Errorf("unexpected arguments: %v", fs.Args())}
+	}
+	log, err := newLogger(f.logLevel, f.logFormat)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	defer log.Sync() //nolint:errcheck // nothing useful to do if stderr is gone
+	return serveDaemon(ctx, f, log)
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// serveDaemon checks the whole configuration before it touches anything, then
+// runs the daemon until ctx is cancelled.
+func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
+	if f.store == "" {
+		return &exitError{2, errors.New("--store is required, e.g. --store 's3://my-cache?region=eu-west-1' or --store file:///var/cache/nix")}
+	}
+	spec, err := storeurl.Parse(f.store)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	if f.compression != "" {
+		spec.Compression = f.compression
+	}
+	if f.compressionLevel != 0 {
+		spec.CompressionLevel = f.compressionLevel
+	}
+	keyFile := f.secretKeyFile
+	if keyFile == "" {
+		keyFile = spec.SecretKeyFile
+	}
+	if keyFile == "" {
+		return &exitError{2, errors.New("--secret-key-file is required: nixs3q signs every narinfo (create a key with 'nix key generate-secret --key-name NAME > FILE')")}
+	}
+	key, err := nix.LoadSecretKeyFile(keyFile)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	ucfg := uploader.Config{
+		StoreDir:         f.storeDir,
+		Compression:      spec.Compression,
+		CompressionLevel: spec.CompressionLevel,
+		Concurrency:      f.workers,
+		PresenceTTL:      f.presenceTTL,
+		Priority:         spec.Priority,
+		WantMassQuery:    spec.WantMassQuery,
+	}
+	if err := ucfg.Validate(); err != nil {
+		return &exitError{2, err}
+	}
+	for _, p := range spec.Ignored {
+		log.Warn("store URL parameter has no effect in nixs3q", zap.String("parameter", p))
+	}
+	if !filepath.IsAbs(f.stateDir) {
+		return &exitError{2, fmt.Errorf("--state-dir %q must be absolute", f.stateDir)}
+	}
+	if err := os.MkdirAll(f.stateDir, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+
+	q, err := queue.Open(queue.Config{Path: filepath.Join(f.stateDir, "queue.db"), MaxAttempts: f.maxAttempts}, log.Named("queue"))
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+
+	cache, err := storeurl.Open(ctx, spec, log.Named("cache"))
+	if err != nil {
+		return err
+	}
+	src := &uploader.NixCLI{Nix: f.nixBin, StoreDir: f.storeDir}
+	up, err := uploader.New(ucfg, cache, src, q, key, log.Named("uploader"))
+	if err != nil {
+		return err
+	}
+	if err := checkCache(ctx, up, log); err != nil {
+		return err
+	}
+	d, err := daemon.New(daemon.Config{
+		Socket:        f.socket,
+		StateDir:      f.stateDir,
+		StoreDir:      f.storeDir,
+		Workers:       f.workers,
+		AllowGroup:    f.allowGroup,
+		ShutdownGrace: f.shutdownGrace,
+		StoreName:     cache.String(),
+	}, q, up, log.Named("daemon"))
+	if err != nil {
+		return &exitError{2, err}
+	}
+	return d.Run(ctx)
+}
+
+// checkCache makes sure the cache has a nix-cache-info. A permanent problem
+// (no such bucket, access denied, a cache for another store directory) stops
+// the daemon with a clear message; a transient one (network down) is logged
+// and the daemon starts anyway, since queueing must not depend on the network.
+func checkCache(ctx context.Context, up *uploader.Uploader, log *zap.Logger) error {
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	err := up.EnsureCacheInfo(cctx)
+	if err == nil {
+		return nil
+	}
+	c := uploader.Classify(err)
+	if c.Permanent {
+		if c.Reason != "" {
+			return fmt.Errorf("%s: %w", c.Reason, err)
+		}
+		return err
+	}
+	log.Warn("cache not reachable yet; queueing anyway and retrying uploads later", zap.Error(err))
+	return nil
+}

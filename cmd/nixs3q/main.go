@@ -1,0 +1,80 @@
+// Command nixs3q publishes what Nix builds to an S3 or local binary cache.
+// `nixs3q daemon` runs the service; push, status, wait and retry are thin
+// clients of it over its Unix socket.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// exitError carries a specific exit code out of a subcommand.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+const usage = `nixs3q: publish Nix build outputs to an S3 or local binary cache
+
+Usage:
+  nixs3q daemon --store URL --secret-key-file FILE [flags]   run the upload daemon
+  nixs3q push [--socket PATH] PATH...                         queue store paths by hand
+  nixs3q status [--socket PATH] [--json]                      show the queue, uploads and failures
+  nixs3q wait [--socket PATH] [--timeout D]                   block until the queue is drained
+  nixs3q retry [--socket PATH] [PATH...]                      move failed paths back to pending
+  nixs3q version
+
+Run 'nixs3q COMMAND -h' for a command's flags.
+`
+
+var version = "dev"
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd, args := os.Args[1], os.Args[2:]
+	var err error
+	switch cmd {
+	case "daemon":
+		err = runDaemon(ctx, args)
+	case "push":
+		err = runPush(ctx, args)
+	case "status":
+		err = runStatus(ctx, args)
+	case "wait":
+		err = runWait(ctx, args)
+	case "retry":
+		err = runRetry(ctx, args)
+	case "version", "--version":
+		fmt.Println("nixs3q", version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "nixs3q: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		code := 1
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		if !errors.Is(err, errSilent) {
+			fmt.Fprintln(os.Stderr, "nixs3q "+cmd+": "+err.Error())
+		}
+		os.Exit(code)
+	}
+}
+
+// errSilent marks an error whose message was already printed.
+var errSilent = errors.New("")

@@ -1,0 +1,260 @@
+package hook
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestParseDrvOutputs(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    []string
+		wantErr bool
+	}{
+		{"single", `Derive([("out","/nix/store/aaa-x","","")],[],[],"x86_64-linux","/bin/sh",[],[])`, []string{"/nix/store/aaa-x"}, false},
+		{"multi", `Derive([("dev","/nix/store/b-x-dev","",""),("out","/nix/store/a-x","","")],[],[])`, []string{"/nix/store/b-x-dev", "/nix/store/a-x"}, false},
+		{"fixed output", `Derive([("out","/nix/store/f-src","r:sha256","0abc")],[])`, []string{"/nix/store/f-src"}, false},
+		{"ca floating, no path", `Derive([("out","","r:sha256","")],[])`, nil, false},
+		{"escapes", `Derive([("out","/nix/store/a-\"q\\","","")])`, []string{`/nix/store/a-"q\`}, false},
+		{"empty list", `Derive([],[])`, nil, false},
+		{"not aterm", `{"out": "/nix/store/x"}`, nil, true},
+		{"truncated", `Derive([("out","/nix/st`, nil, true},
+		{"three fields", `Derive([("out","/nix/store/a","")])`, nil, true},
+		{"empty file", ``, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseDrvOutputs(bufio.NewReader(strings.NewReader(tt.in)))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if strings.Join(got, "|") != strings.Join(tt.want, "|") {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSpoolRoundTrip(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spool")
+	first, err := WriteSpool(dir, []string{"/nix/store/a-x", "/nix/store/b-y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Millisecond)
+	if _, err := WriteSpool(dir, []string{"/nix/store/c-z"}); err != nil {
+		t.Fatal(err)
+	}
+	// A writer that died before its rename leaves a temporary file, which is
+	// not a spool entry.
+	if err := os.WriteFile(filepath.Join(dir, tmpPrefix+"dead"), []byte("/nix/store/d-w\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	files, err := ListSpool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 || files[0] != first {
+		t.Fatalf("ListSpool = %v, want 2 files, oldest %s first", files, first)
+	}
+	var all []string
+	for _, f := range files {
+		p, err := ReadSpool(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, p...)
+	}
+	if got := strings.Join(all, " "); got != "/nix/store/a-x /nix/store/b-y /nix/store/c-z" {
+		t.Fatalf("paths = %q", got)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("spool dir mode = %v, %v; want 0700", fi.Mode().Perm(), err)
+	}
+	if _, err := WriteSpool(dir, []string{"/nix/store/a\nb"}); err == nil {
+		t.Fatal("a path with a newline was spooled")
+	}
+	if files2, _ := ListSpool(dir); len(files2) != 2 {
+		t.Fatalf("a refused spool write left a file: %v", files2)
+	}
+	if files, err := ListSpool(filepath.Join(dir, "missing")); err != nil || len(files) != 0 {
+		t.Fatalf("missing spool dir: %v, %v", files, err)
+	}
+}
+
+func TestReadLine(t *testing.T) {
+	r := bufio.NewReaderSize(strings.NewReader("short\n"+strings.Repeat("x", 100)+"\nnoend"), 16)
+	if b, err := ReadLine(r, 50); err != nil || string(b) != "short" {
+		t.Fatalf("got %q, %v", b, err)
+	}
+	if _, err := ReadLine(r, 50); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("long line: err = %v, want ErrTooLarge", err)
+	}
+	r = bufio.NewReader(strings.NewReader("noend"))
+	if _, err := ReadLine(r, 50); err == nil {
+		t.Fatal("a line without newline was accepted")
+	}
+}
+
+// fakeDaemon answers enqueue requests with the given function.
+func fakeDaemon(t *testing.T, answer func(Request) Response) (string, *[]Request) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var mu sync.Mutex
+	var got []Request
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := ReadLine(r, MaxMessageSize)
+					if err != nil {
+						return
+					}
+					var req Request
+					if err := json.Unmarshal(line, &req); err != nil {
+						return
+					}
+					mu.Lock()
+					got = append(got, req)
+					mu.Unlock()
+					b, _ := EncodeLine(answer(req))
+					c.Write(b)
+				}
+			}()
+		}
+	}()
+	return sock, &got
+}
+
+func TestRunHookQueued(t *testing.T) {
+	sock, got := fakeDaemon(t, func(Request) Response { return Response{OK: true, Added: 2} })
+	state := t.TempDir()
+	out := RunHook(context.Background(), HookConfig{Socket: sock, StateDir: state, OutPaths: " /nix/store/a-x  /nix/store/b-y "})
+	if !out.Queued || out.Message != "" || out.Spooled != "" {
+		t.Fatalf("outcome = %+v", out)
+	}
+	if len(*got) != 1 || (*got)[0].Op != OpEnqueue || len((*got)[0].Paths) != 2 || (*got)[0].Version != Version {
+		t.Fatalf("daemon saw %+v", *got)
+	}
+	if files, _ := ListSpool(SpoolDir(state)); len(files) != 0 {
+		t.Fatalf("spooled although the daemon acknowledged: %v", files)
+	}
+}
+
+func TestRunHookReadsDrvWhenOutPathsEmpty(t *testing.T) {
+	sock, got := fakeDaemon(t, func(Request) Response { return Response{OK: true} })
+	drv := filepath.Join(t.TempDir(), "x.drv")
+	os.WriteFile(drv, []byte(`Derive([("dev","/nix/store/d-x-dev","",""),("out","/nix/store/o-x","","")],[],[],"x","/bin/sh",[],[])`), 0o644)
+	out := RunHook(context.Background(), HookConfig{Socket: sock, StateDir: t.TempDir(), DrvPath: drv})
+	if !out.Queued {
+		t.Fatalf("outcome = %+v", out)
+	}
+	if p := (*got)[0].Paths; len(p) != 2 || p[0] != "/nix/store/d-x-dev" || p[1] != "/nix/store/o-x" || (*got)[0].Drv != drv {
+		t.Fatalf("daemon saw %+v", (*got)[0])
+	}
+}
+
+func TestRunHookDaemonDownSpools(t *testing.T) {
+	state := t.TempDir()
+	start := time.Now()
+	out := RunHook(context.Background(), HookConfig{Socket: filepath.Join(state, "none.sock"), StateDir: state, OutPaths: "/nix/store/a-x"})
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("hook took %v with the daemon down", took)
+	}
+	if out.Queued || out.Spooled == "" || strings.Count(out.Message, "\n") != 0 || !strings.Contains(out.Message, "spooled") {
+		t.Fatalf("outcome = %+v", out)
+	}
+	paths, err := ReadSpool(out.Spooled)
+	if err != nil || len(paths) != 1 || paths[0] != "/nix/store/a-x" {
+		t.Fatalf("spool holds %v, %v", paths, err)
+	}
+}
+
+// A daemon that accepts but never answers must not hold the build: the hook
+// gives up within its timeout and spools.
+func TestRunHookStuckDaemonSpools(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "stuck.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	state := t.TempDir()
+	start := time.Now()
+	out := RunHook(context.Background(), HookConfig{Socket: sock, StateDir: state, OutPaths: "/nix/store/a-x", Timeout: 300 * time.Millisecond})
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("hook took %v against a stuck daemon", took)
+	}
+	if out.Spooled == "" {
+		t.Fatalf("outcome = %+v", out)
+	}
+}
+
+func TestRunHookRefusalRetriesValidPaths(t *testing.T) {
+	sock, got := fakeDaemon(t, func(r Request) Response {
+		for _, p := range r.Paths {
+			if p == "/nix/store/bad" {
+				return Response{Error: "refused", Refused: []Refusal{{Path: p, Reason: "does not exist"}}}
+			}
+		}
+		return Response{OK: true, Added: len(r.Paths)}
+	})
+	state := t.TempDir()
+	out := RunHook(context.Background(), HookConfig{Socket: sock, StateDir: state, OutPaths: "/nix/store/bad /nix/store/good-x"})
+	if out.Spooled != "" || !strings.Contains(out.Message, "does not exist") {
+		t.Fatalf("outcome = %+v", out)
+	}
+	if len(*got) != 2 || len((*got)[1].Paths) != 1 || (*got)[1].Paths[0] != "/nix/store/good-x" {
+		t.Fatalf("daemon saw %+v", *got)
+	}
+}
+
+func TestRunHookDaemonErrorSpools(t *testing.T) {
+	sock, _ := fakeDaemon(t, func(Request) Response { return Response{Error: "shutting down"} })
+	state := t.TempDir()
+	out := RunHook(context.Background(), HookConfig{Socket: sock, StateDir: state, OutPaths: "/nix/store/a-x"})
+	if out.Spooled == "" || out.Queued {
+		t.Fatalf("a daemon error must fall back to the spool: %+v", out)
+	}
+}
+
+func TestRunHookNothingToDo(t *testing.T) {
+	out := RunHook(context.Background(), HookConfig{Socket: "/nonexistent", StateDir: t.TempDir()})
+	if out.Queued || out.Spooled != "" || out.Message != "" {
+		t.Fatalf("outcome = %+v", out)
+	}
+	out = RunHook(context.Background(), HookConfig{Socket: "/nonexistent", StateDir: t.TempDir(), DrvPath: "/nonexistent.drv"})
+	if out.Message == "" || strings.Contains(out.Message, "\n") {
+		t.Fatalf("unreadable drv should give one line: %+v", out)
+	}
+}
