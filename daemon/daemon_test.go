@@ -1,0 +1,512 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/nixs3q/nixs3q/hook"
+	"github.com/nixs3q/nixs3q/nix"
+	"github.com/nixs3q/nixs3q/queue"
+	"github.com/nixs3q/nixs3q/uploader"
+)
+
+// fakeUploader decides each path's fate with a function; a nil function
+// uploads successfully at once.
+type fakeUploader struct {
+	mu    sync.Mutex
+	fn    func(ctx context.Context, root string) (uploader.Result, error)
+	calls map[string]int
+}
+
+func (f *fakeUploader) Upload(ctx context.Context, root string) (uploader.Result, error) {
+	f.mu.Lock()
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	f.calls[root]++
+	fn := f.fn
+	f.mu.Unlock()
+	if fn == nil {
+		return uploader.Result{Uploaded: 1, Bytes: 100}, nil
+	}
+	return fn(ctx, root)
+}
+
+func (f *fakeUploader) Active() []uploader.Transfer { return nil }
+
+func (f *fakeUploader) count(root string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[root]
+}
+
+// env is a running daemon over a fake store directory.
+type env struct {
+	t        *testing.T
+	storeDir string
+	stateDir string
+	socket   string
+	q        *queue.Queue
+	up       *fakeUploader
+	d        *Daemon
+	cancel   context.CancelFunc
+	done     chan error
+}
+
+type option func(*Config, *queue.Config)
+
+func start(t *testing.T, up *fakeUploader, opts ...option) *env {
+	t.Helper()
+	base := t.TempDir()
+	e := &env{t: t, storeDir: filepath.Join(base, "store"), stateDir: filepath.Join(base, "state"),
+		socket: filepath.Join(base, "run", "d.sock"), up: up}
+	if err := os.MkdirAll(e.storeDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	qcfg := queue.Config{Path: filepath.Join(base, "queue.db"), MaxAttempts: 3, BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}
+	cfg := Config{Socket: e.socket, StateDir: e.stateDir, StoreDir: e.storeDir, Workers: 2,
+		ShutdownGrace: 200 * time.Millisecond, SpoolInterval: 20 * time.Millisecond, StoreName: "test"}
+	for _, o := range opts {
+		o(&cfg, &qcfg)
+	}
+	q, err := queue.Open(qcfg, zaptest.NewLogger(t).Named("queue"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.q = q
+	d, err := New(cfg, q, up, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.d = d
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	e.done = make(chan error, 1)
+	go func() { e.done <- d.Run(ctx) }()
+	select {
+	case <-d.Ready():
+	case err := <-e.done:
+		t.Fatalf("daemon exited: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon not ready")
+	}
+	t.Cleanup(func() {
+		e.stop()
+		if err := q.Check(); err != nil {
+			t.Errorf("queue invariants: %v", err)
+		}
+		q.Close()
+	})
+	return e
+}
+
+func (e *env) stop() {
+	if e.cancel == nil {
+		return
+	}
+	e.cancel()
+	e.cancel = nil
+	select {
+	case err := <-e.done:
+		if err != nil {
+			e.t.Errorf("Run returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		e.t.Error("daemon did not stop")
+	}
+}
+
+// storePath makes a real file in the fake store and returns its path.
+func (e *env) storePath(name string) string {
+	var b [20]byte
+	rand.Read(b[:])
+	p := filepath.Join(e.storeDir, nix.EncodeBase32(b[:])[:32]+"-"+name)
+	if err := os.WriteFile(p, []byte(name), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+func (e *env) call(req hook.Request) hook.Response {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if req.Version == 0 {
+		req.Version = hook.Version
+	}
+	resp, err := hook.Call(ctx, e.socket, req)
+	if err != nil {
+		e.t.Fatalf("call %s: %v", req.Op, err)
+	}
+	return resp
+}
+
+func (e *env) status() *hook.Status {
+	e.t.Helper()
+	resp := e.call(hook.Request{Op: hook.OpStatus})
+	if !resp.OK || resp.Status == nil {
+		e.t.Fatalf("status: %+v", resp)
+	}
+	return resp.Status
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func (e *env) waitFor(what string, cond func(*hook.Status) bool) *hook.Status {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := e.status()
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out waiting for %s; status %+v", what, st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestEnqueueUploadsAndCounts(t *testing.T) {
+	e := start(t, &fakeUploader{})
+	a, b := e.storePath("a"), e.storePath("b")
+	resp := e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{a, b, a}})
+	if !resp.OK || resp.Added != 2 {
+		t.Fatalf("enqueue: %+v", resp)
+	}
+	st := e.waitFor("both uploaded", func(s *hook.Status) bool { return s.Completed == 2 })
+	if st.Pending != 0 || st.InFlight != 0 || st.Uploaded != 2 || st.UploadedBytes != 200 {
+		t.Fatalf("status %+v", st)
+	}
+	if e.up.count(a) != 1 || e.up.count(b) != 1 {
+		t.Fatalf("upload calls: a=%d b=%d", e.up.count(a), e.up.count(b))
+	}
+}
+
+func TestInvalidPathsRefusedAndNothingQueued(t *testing.T) {
+	e := start(t, &fakeUploader{})
+	good := e.storePath("good")
+	missing := filepath.Join(e.storeDir, strings.Repeat("0", 32)+"-missing")
+	for _, tc := range []struct {
+		name, path, reason string
+	}{
+		{"outside store", "/etc/passwd", "store directory"},
+		{"relative", "nix/store/x", ""},
+		{"missing", missing, "does not exist"},
+		{"subpath", good + "/bin", ""},
+		{"bad hash", filepath.Join(e.storeDir, "short-x"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{good, tc.path}})
+			if resp.OK || len(resp.Refused) != 1 || resp.Refused[0].Path != tc.path || !strings.Contains(resp.Refused[0].Reason, tc.reason) {
+				t.Fatalf("response %+v", resp)
+			}
+		})
+	}
+	if st, _ := e.q.Stats(); st.Pending+st.Leased+int(st.Completed) != 0 {
+		t.Fatalf("a refused request changed the queue: %+v", st)
+	}
+}
+
+func TestMalformedAndOversizedMessages(t *testing.T) {
+	e := start(t, &fakeUploader{})
+	conn, err := net.Dial("unix", e.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	send := func(line string) string {
+		t.Helper()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Write([]byte(line + "\n")); err != nil {
+			t.Fatal(err)
+		}
+		b, err := hook.ReadLine(r, hook.MaxMessageSize)
+		if err != nil {
+			t.Fatalf("no reply to %q: %v", line, err)
+		}
+		return string(b)
+	}
+	for _, tc := range []struct{ in, want string }{
+		{`not json`, "malformed"},
+		{`{"v":1,"op":"enqueue","paths":"x"}`, "malformed"},
+		{`{"v":1,"op":"enqueue","bogus":1}`, "malformed"},
+		{`{"v":1,"op":"status"} trailing`, "malformed"},
+		{`{"v":99,"op":"status"}`, "protocol version"},
+		{`{"v":1,"op":"launch"}`, "unknown op"},
+		{`{"v":1,"op":"enqueue"}`, "no paths"},
+	} {
+		if got := send(tc.in); !strings.Contains(got, `"ok":false`) || !strings.Contains(got, tc.want) {
+			t.Errorf("%q -> %s, want an error mentioning %q", tc.in, got, tc.want)
+		}
+	}
+	// The same connection still works after the bad requests.
+	if got := send(`{"v":1,"op":"ping"}`); !strings.Contains(got, `"ok":true`) {
+		t.Fatalf("ping after errors: %s", got)
+	}
+	// An oversized line gets an error reply and the connection is closed;
+	// the daemon keeps serving others.
+	big, err := net.Dial("unix", e.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer big.Close()
+	go big.Write([]byte(`{"v":1,"op":"enqueue","paths":["` + strings.Repeat("a", hook.MaxMessageSize) + `"]}` + "\n"))
+	big.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := hook.ReadLine(bufio.NewReader(big), hook.MaxMessageSize)
+	if err != nil || !strings.Contains(string(line), "exceeds") {
+		t.Fatalf("oversized: %q, %v", line, err)
+	}
+	if resp := e.call(hook.Request{Op: hook.OpPing}); !resp.OK {
+		t.Fatalf("daemon stopped serving: %+v", resp)
+	}
+	if st, _ := e.q.Stats(); st.Pending+st.Leased != 0 || st.Completed != 0 {
+		t.Fatalf("bad messages changed the queue: %+v", st)
+	}
+}
+
+// Many hooks at once, as when Nix finishes many builds together: every one is
+// acknowledged, every path is queued once.
+func TestConcurrentHooks(t *testing.T) {
+	block := make(chan struct{})
+	up := &fakeUploader{fn: func(ctx context.Context, root string) (uploader.Result, error) {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return uploader.Result{}, ctx.Err()
+		}
+		return uploader.Result{Uploaded: 1}, nil
+	}}
+	e := start(t, up)
+	const hooks = 40
+	paths := make([]string, hooks)
+	for i := range paths {
+		paths[i] = e.storePath(fmt.Sprintf("p%d", i))
+	}
+	var wg sync.WaitGroup
+	outs := make([]hook.Outcome, hooks)
+	for i := 0; i < hooks; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			outs[i] = hook.RunHook(context.Background(), hook.HookConfig{Socket: e.socket, StateDir: e.stateDir,
+				OutPaths: paths[i] + " " + paths[(i+1)%hooks], Timeout: 5 * time.Second})
+		}(i)
+	}
+	wg.Wait()
+	for i, o := range outs {
+		if !o.Queued || o.Message != "" {
+			t.Fatalf("hook %d: %+v", i, o)
+		}
+	}
+	st, err := e.q.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Pending+st.Leased != hooks {
+		t.Fatalf("queued %d+%d, want %d", st.Pending, st.Leased, hooks)
+	}
+	close(block)
+	e.waitFor("all uploaded", func(s *hook.Status) bool { return s.Completed == hooks })
+	for _, p := range paths {
+		if n := e.up.count(p); n != 1 {
+			t.Fatalf("%s uploaded %d times", p, n)
+		}
+	}
+}
+
+func TestSpoolIngestedAtStartAndWhileRunning(t *testing.T) {
+	base := t.TempDir()
+	storeDir := filepath.Join(base, "store")
+	os.MkdirAll(storeDir, 0o755)
+	early := filepath.Join(storeDir, strings.Repeat("1", 32)+"-early")
+	os.WriteFile(early, nil, 0o644)
+	stateDir := filepath.Join(base, "state")
+	bad := filepath.Join(storeDir, strings.Repeat("2", 32)+"-gone")
+	if _, err := hook.WriteSpool(hook.SpoolDir(stateDir), []string{early, bad, "/not/a/store/path"}); err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, &fakeUploader{}, func(c *Config, _ *queue.Config) { c.StoreDir = storeDir; c.StateDir = stateDir })
+	e.storeDir = storeDir
+	e.waitFor("the early spool file", func(s *hook.Status) bool { return s.Completed == 1 })
+	if e.up.count(early) != 1 {
+		t.Fatal("spooled path was not uploaded")
+	}
+	late := e.storePath("late")
+	if _, err := hook.WriteSpool(hook.SpoolDir(stateDir), []string{late}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the late spool file", func(s *hook.Status) bool { return s.Completed == 2 })
+	if files, _ := hook.ListSpool(hook.SpoolDir(stateDir)); len(files) != 0 {
+		t.Fatalf("ingested spool files left behind: %v", files)
+	}
+}
+
+func TestFailuresRetryAndFailedList(t *testing.T) {
+	var mu sync.Mutex
+	fail := true
+	up := &fakeUploader{fn: func(ctx context.Context, root string) (uploader.Result, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail && strings.HasSuffix(root, "-bad") {
+			return uploader.Result{}, errors.New("connection reset by peer")
+		}
+		return uploader.Result{Uploaded: 1}, nil
+	}}
+	e := start(t, up)
+	bad, good := e.storePath("bad"), e.storePath("good")
+	e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{bad, good}})
+	st := e.waitFor("bad in the failed list", func(s *hook.Status) bool { return s.Failed == 1 && s.Completed == 1 })
+	if len(st.Failures) != 1 || st.Failures[0].Path != bad || st.Failures[0].Attempts != 3 || !strings.Contains(st.Failures[0].LastError, "connection reset") {
+		t.Fatalf("failures %+v", st.Failures)
+	}
+	mu.Lock()
+	fail = false
+	mu.Unlock()
+	if resp := e.call(hook.Request{Op: hook.OpRetry}); !resp.OK || resp.Retried != 1 {
+		t.Fatalf("retry: %+v", resp)
+	}
+	e.waitFor("bad uploaded after retry", func(s *hook.Status) bool { return s.Failed == 0 && s.Completed == 2 })
+}
+
+func TestPermanentFailureSkipsRetries(t *testing.T) {
+	up := &fakeUploader{fn: func(ctx context.Context, root string) (uploader.Result, error) {
+		return uploader.Result{}, fmt.Errorf("nar: %w", uploader.ErrHashMismatch)
+	}}
+	e := start(t, up)
+	p := e.storePath("corrupt")
+	e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{p}})
+	st := e.waitFor("failed", func(s *hook.Status) bool { return s.Failed == 1 })
+	if st.Failures[0].Attempts != 1 || e.up.count(p) != 1 {
+		t.Fatalf("a permanent error was retried: %+v", st.Failures)
+	}
+}
+
+func TestGarbageCollectedPathDropped(t *testing.T) {
+	up := &fakeUploader{fn: func(ctx context.Context, root string) (uploader.Result, error) {
+		return uploader.Result{}, fmt.Errorf("closure of %s: %w", root, uploader.ErrPathGone)
+	}}
+	e := start(t, up)
+	p := e.storePath("gc")
+	e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{p}})
+	st := e.waitFor("dropped", func(s *hook.Status) bool { return s.Dropped == 1 })
+	if st.Failed != 0 || st.Pending != 0 || e.up.count(p) != 1 {
+		t.Fatalf("status %+v, calls %d", st, e.up.count(p))
+	}
+}
+
+// On shutdown an upload that outlives the grace period is interrupted and
+// its item stays queued for the next start.
+func TestShutdownLeavesUnfinishedQueued(t *testing.T) {
+	started := make(chan struct{}, 1)
+	up := &fakeUploader{fn: func(ctx context.Context, root string) (uploader.Result, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		return uploader.Result{}, ctx.Err()
+	}}
+	e := start(t, up)
+	p := e.storePath("slow")
+	e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{p}})
+	<-started
+	begin := time.Now()
+	e.stop()
+	if took := time.Since(begin); took > 3*time.Second {
+		t.Fatalf("shutdown took %v with a 200ms grace", took)
+	}
+	it, ok, err := e.q.Get(p)
+	if err != nil || !ok || it.State != queue.Pending || it.Attempts != 0 {
+		t.Fatalf("after shutdown: %+v ok=%v err=%v", it, ok, err)
+	}
+	if _, err := os.Stat(e.socket); !os.IsNotExist(err) {
+		t.Fatalf("socket left behind: %v", err)
+	}
+}
+
+func TestStaleSocketReplacedLiveOneRefused(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "s.sock")
+	// A socket file nobody listens on: what a killed daemon leaves.
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false)
+	l.Close()
+	nl, err := listenSocket(sock, -1)
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	defer nl.Close()
+	fi, err := os.Stat(sock)
+	if err != nil || fi.Mode().Perm() != 0o660 {
+		t.Fatalf("socket mode %v, %v; want 0660", fi.Mode().Perm(), err)
+	}
+	if _, err := listenSocket(sock, -1); err == nil || !strings.Contains(err.Error(), "already serving") {
+		t.Fatalf("a live socket was taken over: %v", err)
+	}
+	plain := filepath.Join(dir, "file")
+	os.WriteFile(plain, nil, 0o644)
+	if _, err := listenSocket(plain, -1); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Fatalf("a regular file was replaced: %v", err)
+	}
+}
+
+func TestAccess(t *testing.T) {
+	groups := func(uid int) ([]int, error) {
+		if uid == 1001 {
+			return []int{100, 500}, nil
+		}
+		return nil, errors.New("no such user")
+	}
+	a := access{self: 999, groupID: 500, groupsOf: groups}
+	none := access{self: 999, groupID: -1, groupsOf: groups}
+	for _, tc := range []struct {
+		a    access
+		p    peer
+		want bool
+	}{
+		{a, peer{uid: 0, gid: 0}, true},
+		{a, peer{uid: 999, gid: 999}, true},
+		{a, peer{uid: 1000, gid: 500}, true},  // primary group
+		{a, peer{uid: 1001, gid: 100}, true},  // supplementary group
+		{a, peer{uid: 1002, gid: 100}, false}, // unknown user, other group
+		{none, peer{uid: 1001, gid: 500}, false},
+		{none, peer{uid: 0}, true},
+	} {
+		if got := tc.a.mayWrite(tc.p); got != tc.want {
+			t.Errorf("mayWrite(%+v) with group %d = %v, want %v", tc.p, tc.a.groupID, got, tc.want)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Workers: -1}, "workers"},
+		{Config{StateDir: "rel"}, "state directory"},
+		{Config{Socket: "rel.sock"}, "socket"},
+		{Config{StoreDir: "/nix/store/"}, "store directory"},
+		{Config{AllowGroup: "no-such-group-nixs3q"}, "allowed group"},
+	} {
+		if err := tc.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate(%+v) = %v, want error about %s", tc.cfg, err, tc.want)
+		}
+	}
+	if err := (Config{}).Validate(); err != nil {
+		t.Errorf("defaults invalid: %v", err)
+	}
+}
