@@ -1,0 +1,31 @@
+// Package queue is the durable queue of store paths waiting to be uploaded.
+// It is the only package of nixs3q that touches the bbolt file.
+//
+// Promises:
+//
+//   - Durability. Every method that changes the queue returns only after the
+//     bbolt transaction carrying the change has been committed and fsynced,
+//     except the presence cache (MarkPresent, ForgetPresent), whose writes are
+//     committed the same way but carry no promise to the caller beyond
+//     consistency. A path acknowledged by Enqueue survives a crash, kill -9 or
+//     power loss.
+//   - Idempotency. The queue holds each store path at most once. Enqueueing a
+//     path that is already pending or leased changes nothing; enqueueing a
+//     failed path puts it back to pending with its attempts reset.
+//   - Lifecycle. pending → leased (Claim) → removed into the bounded history
+//     (Complete), back to pending with a backoff (Fail, Release), or failed
+//     after MaxAttempts or a permanent failure. Failed items stay until Retry
+//     or a new Enqueue.
+//   - Crash recovery. Open returns every item left leased by a previous
+//     process to pending, due at once, attempts unchanged.
+//   - Group commit. Concurrent Enqueue calls are committed together by one
+//     committer goroutine in a single transaction (one fsync), without any
+//     artificial delay, so the latency of one call is about one fsync.
+//   - Concurrency. A Queue is safe for concurrent use by many goroutines. The
+//     file is locked for one process: a second Open fails after
+//     Config.LockTimeout with an error matching ErrLocked.
+//   - Cheap reads. Stats reads counters kept in the same transactions as the
+//     changes they count; Claim and NextDue use an index ordered by due time.
+//
+// Check verifies all of the invariants above that can be verified on disk.
+package queue
