@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -256,5 +257,34 @@ func TestRunHookNothingToDo(t *testing.T) {
 	out = RunHook(context.Background(), HookConfig{Socket: "/nonexistent", StateDir: t.TempDir(), DrvPath: "/nonexistent.drv"})
 	if out.Message == "" || strings.Contains(out.Message, "\n") {
 		t.Fatalf("unreadable drv should give one line: %+v", out)
+	}
+}
+
+// As root, spool files go to the owner of the state directory (the daemon's
+// user), so that the daemon can read and remove what the root-run hook wrote.
+func TestSpoolOwnedByStateDirOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (the project's test command runs as root)")
+	}
+	state := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(state, 4321, 4322); err != nil {
+		t.Fatal(err)
+	}
+	f, err := WriteSpool(SpoolDir(state), []string{"/nix/store/a-x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{SpoolDir(state), f} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != 4321 || st.Gid != 4322 {
+			t.Errorf("%s owned by %d:%d, want 4321:4322", p, st.Uid, st.Gid)
+		}
 	}
 }

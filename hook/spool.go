@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -28,13 +29,27 @@ const (
 // file appears under its final name only complete and fsynced, and the
 // directory entry is fsynced too. It creates dir (mode 0700) when missing.
 // It returns the new file's path.
+//
+// The hook runs as root (under nix-daemon) while the daemon usually runs as
+// its own user, so when running as root the spool directory (if it had to
+// be created) and the file are given to the owner of the directory above
+// them, the daemon's state directory; otherwise the daemon could not read
+// or remove them.
 func WriteSpool(dir string, paths []string) (string, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	owner, err := ensureSpoolDir(dir)
+	if err != nil {
 		return "", fmt.Errorf("hook: spool: %w", err)
 	}
 	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
 	if err != nil {
 		return "", fmt.Errorf("hook: spool: %w", err)
+	}
+	if owner != nil {
+		if err := tmp.Chown(owner.uid, owner.gid); err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+			return "", fmt.Errorf("hook: spool: %w", err)
+		}
 	}
 	defer func() {
 		if tmp != nil {
@@ -71,6 +86,38 @@ func WriteSpool(dir string, paths []string) (string, error) {
 		return "", fmt.Errorf("hook: spool: %w", err)
 	}
 	return name, nil
+}
+
+type fileOwner struct{ uid, gid int }
+
+// ensureSpoolDir creates dir when missing and, when running as root, returns
+// the owner that spool files should get: the owner of dir's parent (the
+// state directory) when that is not root. A directory it creates as root is
+// given to that owner too.
+func ensureSpoolDir(dir string) (*fileOwner, error) {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return nil, err
+	}
+	var owner *fileOwner
+	if os.Geteuid() == 0 {
+		if fi, err := os.Stat(filepath.Dir(dir)); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+				owner = &fileOwner{int(st.Uid), int(st.Gid)}
+			}
+		}
+	}
+	err := os.Mkdir(dir, 0o700)
+	switch {
+	case err == nil:
+		if owner != nil {
+			if err := os.Chown(dir, owner.uid, owner.gid); err != nil {
+				return nil, err
+			}
+		}
+	case !os.IsExist(err):
+		return nil, err
+	}
+	return owner, nil
 }
 
 func syncDir(dir string) error {
