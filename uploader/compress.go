@@ -1,0 +1,132 @@
+package uploader
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// codec makes the compressed streams of one Compression setting. It is safe
+// for concurrent use.
+type codec struct {
+	name string // narinfo Compression value
+	ext  string // NAR key suffix after ".nar"
+
+	zstdOpts []zstd.EOption
+	zstdFree chan *zstd.Encoder // idle encoders, reused to spare their windows
+
+	xzDictCap int
+}
+
+// compressWriter is one compressed stream. Close finishes the stream and
+// flushes it to the underlying writer without closing that writer. After a
+// failure, or instead of Close, Abandon releases the stream; nothing more is
+// written to the underlying writer after Close or Abandon returns.
+type compressWriter interface {
+	io.Writer
+	Close() error
+	Abandon()
+}
+
+// xzDictCaps are the dictionary sizes of the xz presets 0..9, the bulk of an
+// xz encoder's memory.
+var xzDictCaps = [10]int{256 << 10, 1 << 20, 2 << 20, 4 << 20, 4 << 20, 8 << 20, 8 << 20, 16 << 20, 32 << 20, 64 << 20}
+
+// newCodec returns the codec for a validated, defaulted Config. At most
+// poolSize idle zstd encoders are kept.
+func newCodec(compression string, level, poolSize int) (*codec, error) {
+	switch compression {
+	case "none":
+		return &codec{name: "none"}, nil
+	case "xz":
+		c := &codec{name: "xz", ext: ".xz", xzDictCap: xzDictCaps[6]}
+		if level > 0 {
+			c.xzDictCap = xzDictCaps[level]
+		}
+		return c, nil
+	case "zstd":
+		if level == 0 {
+			level = 3
+		}
+		// Streaming zstd uses at most one block compressed ahead of the
+		// writer; more encoder goroutines would only add memory, and
+		// uploads already run Concurrency streams side by side.
+		conc := min(2, runtime.GOMAXPROCS(0))
+		return &codec{
+			name: "zstd",
+			ext:  ".zst",
+			zstdOpts: []zstd.EOption{
+				zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
+				zstd.WithEncoderConcurrency(conc),
+			},
+			zstdFree: make(chan *zstd.Encoder, poolSize),
+		}, nil
+	}
+	return nil, fmt.Errorf("uploader: unknown compression %q", compression)
+}
+
+// wrap starts a compressed stream writing to w.
+func (c *codec) wrap(w io.Writer) (compressWriter, error) {
+	switch c.name {
+	case "none":
+		return plainWriter{w}, nil
+	case "xz":
+		xw, err := xz.WriterConfig{DictCap: c.xzDictCap}.NewWriter(w)
+		if err != nil {
+			return nil, fmt.Errorf("uploader: xz: %w", err)
+		}
+		return xzWriter{xw}, nil
+	}
+	var enc *zstd.Encoder
+	select {
+	case enc = <-c.zstdFree:
+		enc.Reset(w)
+	default:
+		var err error
+		if enc, err = zstd.NewWriter(w, c.zstdOpts...); err != nil {
+			return nil, fmt.Errorf("uploader: zstd: %w", err)
+		}
+	}
+	return &zstdWriter{enc: enc, free: c.zstdFree}, nil
+}
+
+type plainWriter struct{ io.Writer }
+
+func (plainWriter) Close() error { return nil }
+func (plainWriter) Abandon()     {}
+
+type xzWriter struct{ *xz.Writer }
+
+func (xzWriter) Abandon() {}
+
+type zstdWriter struct {
+	enc  *zstd.Encoder
+	free chan *zstd.Encoder
+}
+
+func (z *zstdWriter) Write(p []byte) (int, error) { return z.enc.Write(p) }
+
+// Close finishes the frame and returns the encoder to the pool.
+func (z *zstdWriter) Close() error {
+	if err := z.enc.Close(); err != nil {
+		return fmt.Errorf("uploader: zstd: %w", err)
+	}
+	select {
+	case z.free <- z.enc:
+	default:
+	}
+	z.enc = nil
+	return nil
+}
+
+// Abandon waits for the encoder's pending writes and drops it: an encoder
+// that failed midway is not reused.
+func (z *zstdWriter) Abandon() {
+	if z.enc != nil {
+		z.enc.Reset(io.Discard)
+		z.enc = nil
+	}
+}

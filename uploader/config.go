@@ -1,0 +1,125 @@
+package uploader
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"time"
+
+	"github.com/nixs3q/nixs3q/nix"
+)
+
+// Defaults of Config.
+const (
+	DefaultCompression       = "zstd"
+	DefaultConcurrency       = 4
+	DefaultLookupConcurrency = 16
+	DefaultPresenceTTL       = time.Hour
+	DefaultPriority          = 40
+)
+
+// Config tunes an Uploader. Zero fields take the documented defaults, except
+// PresenceTTL and WantMassQuery, whose zero values (presence cache off, false)
+// are valid choices: start from DefaultConfig to get every default.
+type Config struct {
+	// StoreDir is the store directory of the paths uploaded and of the
+	// cache; default nix.DefaultStoreDir.
+	StoreDir string
+
+	// Compression of NARs: "zstd" (default), "xz" or "none".
+	Compression string
+
+	// CompressionLevel 0 picks the compressor's default. zstd takes 1..22,
+	// mapped onto the encoder's speed levels as
+	// zstd.EncoderLevelFromZstd does (1 fastest, 3 default, 22 best; level
+	// 3 is what Nix uses). xz takes 1..9, the xz presets, which choose the
+	// dictionary size: 1 → 1 MiB, 2 → 2 MiB, 3-4 → 4 MiB, 5-6 → 8 MiB
+	// (the default), 7 → 16 MiB, 8 → 32 MiB, 9 → 64 MiB. An xz stream
+	// takes about six times its dictionary (48 MiB at the default, 330 MiB
+	// at 9), once per concurrent upload; a zstd stream about 20 MiB.
+	// "none" takes only 0.
+	CompressionLevel int
+
+	// Concurrency is the number of NARs streamed at once; default 4.
+	Concurrency int
+
+	// LookupConcurrency is the number of narinfo lookups (HEAD) in flight
+	// at once; default 16.
+	LookupConcurrency int
+
+	// PresenceTTL is how long a narinfo recorded as present in the presence
+	// cache is trusted without asking the cache (DefaultConfig: 1h). 0
+	// disables the presence cache: it is neither read nor written.
+	PresenceTTL time.Duration
+
+	// Priority and WantMassQuery are written into nix-cache-info when the
+	// cache has none. Priority defaults to 40.
+	Priority      int
+	WantMassQuery bool
+}
+
+// DefaultConfig returns a Config with every default filled in, including
+// PresenceTTL 1h and WantMassQuery true.
+func DefaultConfig() Config {
+	return Config{PresenceTTL: DefaultPresenceTTL, WantMassQuery: true}.withDefaults()
+}
+
+// withDefaults fills the zero fields.
+func (c Config) withDefaults() Config {
+	if c.StoreDir == "" {
+		c.StoreDir = nix.DefaultStoreDir
+	}
+	if c.Compression == "" {
+		c.Compression = DefaultCompression
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.LookupConcurrency == 0 {
+		c.LookupConcurrency = DefaultLookupConcurrency
+	}
+	if c.Priority == 0 {
+		c.Priority = DefaultPriority
+	}
+	return c
+}
+
+// Validate reports the first invalid field, treating zero fields as their
+// defaults. It does not touch the network or the file system.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if c.StoreDir == "/" || !path.IsAbs(c.StoreDir) || path.Clean(c.StoreDir) != c.StoreDir {
+		return fmt.Errorf("uploader: store directory %q is not a clean absolute path", c.StoreDir)
+	}
+	var maxLevel int
+	switch c.Compression {
+	case "zstd":
+		maxLevel = 22
+	case "xz":
+		maxLevel = 9
+	case "none":
+		maxLevel = 0
+	default:
+		return fmt.Errorf("uploader: unknown compression %q (want zstd, xz or none)", c.Compression)
+	}
+	if c.CompressionLevel < 0 || c.CompressionLevel > maxLevel {
+		if maxLevel == 0 {
+			return fmt.Errorf("uploader: compression none takes no level (got %d)", c.CompressionLevel)
+		}
+		return fmt.Errorf("uploader: %s compression level %d out of range 1..%d (0 for the default)",
+			c.Compression, c.CompressionLevel, maxLevel)
+	}
+	if c.Concurrency < 0 {
+		return errors.New("uploader: concurrency must be positive")
+	}
+	if c.LookupConcurrency < 0 {
+		return errors.New("uploader: lookup concurrency must be positive")
+	}
+	if c.PresenceTTL < 0 {
+		return errors.New("uploader: presence TTL must not be negative")
+	}
+	if c.Priority < 0 {
+		return errors.New("uploader: priority must not be negative")
+	}
+	return nil
+}

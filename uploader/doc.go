@@ -1,0 +1,63 @@
+// Package uploader publishes closures of Nix store paths to a binary cache:
+// store metadata, dedup against the cache, streaming NARs, compression,
+// signed narinfos, and the one place where errors are classified (Classify).
+//
+// # Promises
+//
+//   - Consistency: a narinfo, the commit point of a path, is written only
+//     after its NAR and after the narinfos of all its references are in the
+//     cache. Whatever fails or is cancelled, Nix clients never see a narinfo
+//     whose NAR or references are missing.
+//   - Integrity: every NAR is hashed while it streams and checked against the
+//     NarHash and NarSize the store's database records; on mismatch the
+//     stream fails before its end, so the cache commits nothing at the NAR's
+//     key, and the error wraps ErrHashMismatch.
+//   - Bounded memory: NARs are never buffered whole. A stream holds the NAR
+//     writer's buffer, the compressor's state (about 20 MiB for zstd at the
+//     default level, about six times the dictionary for xz; see
+//     Config.CompressionLevel) and the cache's part buffers; at most
+//     Config.Concurrency streams run at once.
+//   - Sharing: concurrent Upload calls share the upload of every common path
+//     (one flight per store path); each waits for it.
+//   - Dedup: a path is in the cache when its narinfo is. Fresh presence-cache
+//     entries save the lookup; a path known only from the presence cache is
+//     confirmed with a lookup before anything referring to it is published,
+//     and uploaded if it turns out missing, so a stale entry never hides a
+//     missing reference.
+//
+// # Store metadata: why `nix path-info --json`
+//
+// NixCLI reads NarHash, NarSize, references, deriver, signatures and content
+// address by running `nix path-info --json [--recursive] PATH...`:
+//
+//   - It goes through the store's own access path (the nix-daemon socket on
+//     multi-user installs, the local store for root), so it works for any
+//     store Nix is configured with and needs no read access to the database.
+//   - It does not couple nixs3q to the SQLite schema of /nix/var/nix/db,
+//     which Nix, Lix and Determinate Nix may change.
+//   - One exec answers a whole batch (BatchSize paths, 500 by default) and
+//     with --recursive their whole closure, so the cost is one process per
+//     upload, not one per path.
+//
+// NixCLI passes --extra-experimental-features, so it needs Nix 2.4 or later
+// (or Lix). The output changed over the years; the parser reads every shape:
+//
+//   - Nix <= 2.18 and Lix: a JSON array of objects with "path"; an invalid
+//     path is {"path": ..., "valid": false}. narHash is SRI
+//     ("sha256-<base64>"; Debian's Nix 2.8 prints this), older versions
+//     print "sha256:<nix32>". References and deriver are full paths,
+//     signatures "name:base64" strings, ca the narinfo text form
+//     ("fixed:r:sha256:...", "text:sha256:...").
+//   - Nix >= 2.19: an object keyed by full store path; an invalid path maps
+//     to null.
+//   - Newer Nix (store object info "version" 2 and 3): objects also carry
+//     "storeDir"; references and deriver are basenames; narHash may be a
+//     structured object {"algorithm", "format", "hash"}; ca is an object
+//     {"method": "nar"|"flat"|"text"|"git", "hash": ...}, rendered back to
+//     the narinfo form with nix.FormatCA; signatures may be objects
+//     {"keyName", "sig"}. Missing optional fields are null.
+//
+// With --recursive, Nix fails outright on an invalid path ("path '...' is not
+// valid"); without it, it reports the path as invalid. Both, and a path that
+// os.Lstat does not find, give an error wrapping ErrPathGone.
+package uploader

@@ -1,0 +1,203 @@
+package uploader
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"slices"
+	"sync"
+	"time"
+)
+
+// fakeCache is an in-memory Cache that records committed Puts in order and
+// can fail or block chosen keys.
+type fakeCache struct {
+	mu       sync.Mutex
+	objects  map[string][]byte
+	types    map[string]string
+	puts     []string // committed keys, in commit order
+	attempts map[string]int
+	heads    map[string]int
+	failPut  map[string]error // Put of key reads the body, then fails
+	failHas  map[string]error
+	// beforePut, when set, runs at the start of every Put, outside the lock.
+	beforePut func(key string)
+}
+
+var _ Cache = (*fakeCache)(nil)
+
+func newFakeCache() *fakeCache {
+	return &fakeCache{
+		objects:  make(map[string][]byte),
+		types:    make(map[string]string),
+		attempts: make(map[string]int),
+		heads:    make(map[string]int),
+		failPut:  make(map[string]error),
+		failHas:  make(map[string]error),
+	}
+}
+
+func (c *fakeCache) Has(ctx context.Context, key string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.heads[key]++
+	if err := c.failHas[key]; err != nil {
+		return false, err
+	}
+	_, ok := c.objects[key]
+	return ok, nil
+}
+
+func (c *fakeCache) Put(ctx context.Context, key string, body io.Reader, opt PutOptions) error {
+	c.mu.Lock()
+	c.attempts[key]++
+	hook := c.beforePut
+	c.mu.Unlock()
+	if hook != nil {
+		hook(key)
+	}
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return fmt.Errorf("fake: put %s: read body: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("fake: put %s: %w", key, err)
+	}
+	if opt.Size >= 0 && int64(len(data)) != opt.Size {
+		return fmt.Errorf("fake: put %s: body has %d bytes, Size says %d", key, len(data), opt.Size)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.failPut[key]; err != nil {
+		return fmt.Errorf("fake: put %s: %w", key, err)
+	}
+	c.objects[key] = data
+	c.types[key] = opt.ContentType
+	c.puts = append(c.puts, key)
+	return nil
+}
+
+func (c *fakeCache) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	data, ok := c.objects[key]
+	if !ok {
+		return nil, fmt.Errorf("fake: get %s: %w", key, fs.ErrNotExist)
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+func (c *fakeCache) String() string { return "fake://" }
+
+// set stores an object without recording a Put.
+func (c *fakeCache) set(key string, data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.objects[key] = data
+}
+
+func (c *fakeCache) object(key string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	data, ok := c.objects[key]
+	return data, ok
+}
+
+func (c *fakeCache) putLog() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.puts)
+}
+
+func (c *fakeCache) attemptsOf(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.attempts[key]
+}
+
+func (c *fakeCache) headsOf(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.heads[key]
+}
+
+func (c *fakeCache) totalHeads() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.heads {
+		n += v
+	}
+	return n
+}
+
+// fakePresence is an in-memory Presence with a controllable clock.
+type fakePresence struct {
+	mu      sync.Mutex
+	marked  map[string]time.Time
+	now     time.Time
+	forgot  []string
+	queries int
+}
+
+var _ Presence = (*fakePresence)(nil)
+
+func newFakePresence() *fakePresence {
+	return &fakePresence{marked: make(map[string]time.Time), now: time.Unix(1_000_000, 0)}
+}
+
+func (p *fakePresence) PresentFresh(keys []string, ttl time.Duration) (map[string]bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.queries++
+	out := make(map[string]bool)
+	for _, k := range keys {
+		if at, ok := p.marked[k]; ok && p.now.Sub(at) < ttl {
+			out[k] = true
+		}
+	}
+	return out, nil
+}
+
+func (p *fakePresence) MarkPresent(keys []string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, k := range keys {
+		p.marked[k] = p.now
+	}
+	return nil
+}
+
+func (p *fakePresence) ForgetPresent(keys []string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, k := range keys {
+		delete(p.marked, k)
+	}
+	p.forgot = append(p.forgot, keys...)
+	return nil
+}
+
+func (p *fakePresence) isMarked(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.marked[key]
+	return ok
+}
+
+func (p *fakePresence) advance(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.now = p.now.Add(d)
+}
+
+func (c *fakeCache) typeOf(key string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.types[key]
+}

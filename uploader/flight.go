@@ -1,0 +1,208 @@
+package uploader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.uber.org/zap"
+)
+
+// flight is the upload of one store path (NAR, then narinfo), shared by every
+// Upload call, and every referring flight, that needs the path while it runs.
+// Fields other than done, err and nar are guarded by Uploader.mu.
+type flight struct {
+	path  string
+	owner *plan // the plan of the call that started it, whose view it uses
+
+	refs     int // interested callers and referrers; at 0 the flight is cancelled
+	cancel   context.CancelFunc
+	finished bool
+	waiters  []chan<- *flight // notified once when finished
+
+	done chan struct{} // closed when finished; err and nar are then final
+	err  error
+	nar  narResult
+}
+
+// refError reports that a path was not published because a path in its
+// closure failed: failed is the path whose own upload failed, err its error.
+type refError struct {
+	path, failed string
+	err          error
+}
+
+// newRefError reports that path was not published because its reference
+// ref failed with err, naming the path at the bottom of the failure.
+func newRefError(path, ref string, err error) *refError {
+	var re *refError
+	if errors.As(err, &re) {
+		return &refError{path: path, failed: re.failed, err: re.err}
+	}
+	return &refError{path: path, failed: ref, err: err}
+}
+
+func (e *refError) Error() string {
+	return fmt.Sprintf("uploader: %s not published because %s failed: %v", e.path, e.failed, e.err)
+}
+
+func (e *refError) Unwrap() error { return e.err }
+
+// acquire joins the flight of path, starting it with plan p's view when none
+// runs. Within one plan a path has one flight, even after it finished, so a
+// path is never uploaded twice for one call. The caller must release it. The
+// flight runs under its own context, which keeps ctx's values but not its
+// cancellation: it is cancelled only when every interested party has
+// released it.
+func (u *Uploader) acquire(ctx context.Context, p *plan, path string) *flight {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if f := p.flights[path]; f != nil && (f.finished || f.refs > 0) {
+		f.refs++
+		return f
+	}
+	if f := u.flights[path]; f != nil {
+		f.refs++
+		p.flights[path] = f
+		return f
+	}
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	f := &flight{path: path, owner: p, refs: 1, cancel: cancel, done: make(chan struct{})}
+	u.flights[path] = f
+	p.flights[path] = f
+	go u.run(fctx, f)
+	return f
+}
+
+// release drops one interest in f; the last one cancels an unfinished flight
+// and unlists it, so that later callers start afresh.
+func (u *Uploader) release(f *flight) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	f.refs--
+	if f.refs == 0 && !f.finished {
+		if u.flights[f.path] == f {
+			delete(u.flights, f.path)
+		}
+		f.cancel()
+	}
+}
+
+// subscribe returns a channel that receives each of deps once it has
+// finished. It never blocks the finishing flights.
+func (u *Uploader) subscribe(deps []*flight) <-chan *flight {
+	ch := make(chan *flight, len(deps))
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, d := range deps {
+		if d.finished {
+			ch <- d
+		} else {
+			d.waiters = append(d.waiters, ch)
+		}
+	}
+	return ch
+}
+
+func (u *Uploader) run(ctx context.Context, f *flight) {
+	err := u.publish(ctx, f)
+	u.mu.Lock()
+	if u.flights[f.path] == f {
+		delete(u.flights, f.path)
+	}
+	f.err = err
+	f.finished = true
+	for _, w := range f.waiters {
+		w <- f
+	}
+	f.waiters = nil
+	close(f.done)
+	u.mu.Unlock()
+	f.cancel()
+}
+
+// publish uploads f's path: its NAR (in parallel with whatever its missing
+// references are doing), then, once every reference's narinfo is known to be
+// in the cache, its narinfo. A failing reference stops it early; it then
+// publishes nothing and returns a *refError.
+func (u *Uploader) publish(ctx context.Context, f *flight) error {
+	p := f.owner
+	info := p.infos[f.path]
+	log := u.log.With(zap.String("path", f.path))
+
+	var deps []*flight
+	for _, r := range info.References {
+		if r != info.Path && p.state[r] == stateMissing {
+			deps = append(deps, u.acquire(ctx, p, r))
+		}
+	}
+	defer func() {
+		for _, d := range deps {
+			u.release(d)
+		}
+	}()
+	notify := u.subscribe(deps)
+	pending := len(deps)
+	var refErr error
+	take := func(d *flight) {
+		pending--
+		if d.err != nil && refErr == nil {
+			refErr = newRefError(f.path, d.path, d.err)
+		}
+	}
+
+	// Wait for a streaming slot, unless a reference fails first. Waiting
+	// for references never holds a slot, so flights cannot starve each other.
+acquireSlot:
+	for {
+		select {
+		case u.sem <- struct{}{}:
+			break acquireSlot
+		case d := <-notify:
+			if take(d); refErr != nil {
+				return refErr
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("uploader: %s: %w", f.path, ctx.Err())
+		}
+	}
+
+	narCtx, stopNAR := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { // stop the stream as soon as a reference fails
+		defer close(watched)
+		for pending > 0 && refErr == nil {
+			select {
+			case d := <-notify:
+				if take(d); refErr != nil {
+					stopNAR()
+				}
+			case <-narCtx.Done():
+				return
+			}
+		}
+	}()
+	nar, narErr := u.putNAR(narCtx, info, log)
+	<-u.sem
+	stopNAR()
+	<-watched
+	if refErr != nil {
+		return refErr
+	}
+	if narErr != nil {
+		return narErr
+	}
+	f.nar = nar
+
+	for pending > 0 {
+		select {
+		case d := <-notify:
+			if take(d); refErr != nil {
+				return refErr
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("uploader: %s: %w", f.path, ctx.Err())
+		}
+	}
+	return u.putNarInfo(ctx, p, info, nar, log)
+}

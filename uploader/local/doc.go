@@ -1,0 +1,12 @@
+// Package local stores a Nix binary cache in a local directory, the layout
+// file:///DIR store URLs use: DIR/nix-cache-info, DIR/<hash>.narinfo,
+// DIR/nar/<file>.
+//
+// Promises:
+//   - Store implements uploader.Cache and passes the cachetest suite.
+//   - Put is atomic and durable: temporary file in the target directory,
+//     fsync, rename, fsync of the directory. Readers (nix copy --from
+//     file://, a web server) see the old file or the whole new one.
+//   - A failed Put leaves no file behind and the old object intact.
+//   - Keys cannot escape the directory: absolute keys and ".." are refused.
+package local

@@ -1,0 +1,139 @@
+package uploader
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"go.uber.org/zap"
+)
+
+// lookup sets the state of every closure member: fresh presence-cache
+// entries are trusted without a request, the rest are looked up (HEAD on the
+// narinfo) with at most LookupConcurrency requests in flight. Then every
+// path known only from the presence cache that a missing path references is
+// confirmed with a lookup; one that turns out missing is forgotten by the
+// presence cache and uploaded like any other missing path. A failing
+// presence cache is logged and bypassed; a failing lookup fails the call.
+func (u *Uploader) lookup(ctx context.Context, p *plan, log *zap.Logger) error {
+	toAsk := p.paths
+	if u.presence != nil {
+		fresh, err := u.presence.PresentFresh(p.keys(p.paths), u.cfg.PresenceTTL)
+		if err != nil {
+			log.Warn("presence cache unreadable; looking up every path", zap.Error(err))
+		} else {
+			toAsk = nil
+			for _, path := range p.paths {
+				if fresh[narinfoKey(p.sps[path])] {
+					p.state[path] = stateCached
+				} else {
+					toAsk = append(toAsk, path)
+				}
+			}
+		}
+	}
+	found, err := u.hasAll(ctx, p, toAsk)
+	if err != nil {
+		return err
+	}
+	var present []string
+	for i, path := range toAsk {
+		if found[i] {
+			p.state[path] = statePresent
+			present = append(present, path)
+		} else {
+			p.state[path] = stateMissing
+		}
+	}
+	u.markPresent(p.keys(present), log)
+
+	// Confirming may turn up missing paths, whose references then need
+	// confirming too; each round settles at least one path, so this ends.
+	for {
+		confirm := p.unconfirmedRefs()
+		if len(confirm) == 0 {
+			return nil
+		}
+		found, err := u.hasAll(ctx, p, confirm)
+		if err != nil {
+			return err
+		}
+		var present, stale []string
+		for i, path := range confirm {
+			if found[i] {
+				p.state[path] = statePresent
+				present = append(present, path)
+			} else {
+				p.state[path] = stateMissing
+				stale = append(stale, path)
+			}
+		}
+		u.markPresent(p.keys(present), log)
+		if len(stale) > 0 {
+			log.Warn("presence cache listed missing narinfos; uploading them", zap.Strings("paths", stale))
+			if u.presence != nil {
+				if err := u.presence.ForgetPresent(p.keys(stale)); err != nil {
+					log.Warn("presence cache: forget stale entries", zap.Error(err))
+				}
+			}
+		}
+	}
+}
+
+// markPresent records keys in the presence cache. Failure only costs lookups
+// later, so it is logged, not returned.
+func (u *Uploader) markPresent(keys []string, log *zap.Logger) {
+	if u.presence == nil || len(keys) == 0 {
+		return
+	}
+	if err := u.presence.MarkPresent(keys); err != nil {
+		log.Warn("presence cache: mark present", zap.Error(err))
+	}
+}
+
+// hasAll looks up the narinfos of paths with at most LookupConcurrency
+// requests at once. found[i] is the answer for paths[i]. The first error
+// cancels the other lookups and is returned.
+func (u *Uploader) hasAll(ctx context.Context, p *plan, paths []string) (found []bool, err error) {
+	found = make([]bool, len(paths))
+	if len(paths) == 0 {
+		return found, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		next    = make(chan int)
+	)
+	for range min(u.cfg.LookupConcurrency, len(paths)) {
+		wg.Go(func() {
+			for i := range next {
+				key := narinfoKey(p.sps[paths[i]])
+				ok, hasErr := u.cache.Has(ctx, key)
+				if hasErr != nil {
+					errOnce.Do(func() {
+						err = fmt.Errorf("uploader: look up %s for %s: %w", key, paths[i], hasErr)
+						cancel()
+					})
+					continue
+				}
+				found[i] = ok
+			}
+		})
+	}
+feed:
+	for i := range paths {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("uploader: look up narinfos: %w", ctx.Err())
+	}
+	return found, err
+}

@@ -1,0 +1,153 @@
+package uploader
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/nixs3q/nixs3q/nix"
+)
+
+// presenceState is what one Upload call knows about a closure member.
+type presenceState int
+
+const (
+	// stateMissing: the narinfo is not in the cache; the path is uploaded.
+	stateMissing presenceState = iota
+	// statePresent: a lookup during this call found the narinfo.
+	statePresent
+	// stateCached: only the presence cache says the narinfo exists. Such a
+	// path is confirmed by a lookup before anything referring to it is
+	// published, so a stale entry never hides a missing reference.
+	stateCached
+)
+
+// plan is one Upload call's view of a closure. It is built before any
+// upload starts and read-only afterwards (but for flights), so flights share
+// it freely.
+type plan struct {
+	root  string
+	paths []string // sorted
+	infos map[string]*PathInfo
+	sps   map[string]nix.StorePath
+	state map[string]presenceState
+
+	// flights are the flights this plan's call and its flights joined, by
+	// path; guarded by Uploader.mu.
+	flights map[string]*flight
+}
+
+// newPlan indexes a closure and checks that it is one: every reference is a
+// member, root is a member, every hash is a sha256 NarHash, and references
+// other than self-references form no cycle (a cycle would make publishing in
+// reference order impossible).
+func newPlan(storeDir, root string, infos []PathInfo) (*plan, error) {
+	p := &plan{
+		root:  root,
+		infos: make(map[string]*PathInfo, len(infos)),
+		sps:   make(map[string]nix.StorePath, len(infos)),
+		state: make(map[string]presenceState, len(infos)),
+
+		flights: make(map[string]*flight),
+	}
+	for i := range infos {
+		info := &infos[i]
+		sp, err := nix.ParseStorePath(storeDir, info.Path)
+		if err != nil {
+			return nil, fmt.Errorf("uploader: closure of %s: %w", root, err)
+		}
+		if info.NarHash.Algo != "sha256" || info.NarHash.Validate() != nil {
+			return nil, fmt.Errorf("uploader: closure of %s: %s has no sha256 NarHash", root, info.Path)
+		}
+		if _, dup := p.infos[info.Path]; dup {
+			return nil, fmt.Errorf("uploader: closure of %s lists %s twice", root, info.Path)
+		}
+		p.infos[info.Path] = info
+		p.sps[info.Path] = sp
+		p.paths = append(p.paths, info.Path)
+	}
+	slices.Sort(p.paths)
+	if p.infos[root] == nil {
+		return nil, fmt.Errorf("uploader: closure of %s does not contain it", root)
+	}
+	for _, path := range p.paths {
+		for _, r := range p.infos[path].References {
+			if p.infos[r] == nil {
+				return nil, fmt.Errorf("uploader: closure of %s is incomplete: %s references %s", root, path, r)
+			}
+		}
+	}
+	if err := p.checkAcyclic(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *plan) checkAcyclic() error {
+	const (
+		unvisited = iota
+		active
+		finished
+	)
+	mark := make(map[string]int, len(p.paths))
+	var visit func(path string) error
+	visit = func(path string) error {
+		switch mark[path] {
+		case active:
+			return fmt.Errorf("uploader: closure of %s has a reference cycle through %s", p.root, path)
+		case finished:
+			return nil
+		}
+		mark[path] = active
+		for _, r := range p.infos[path].References {
+			if r != path {
+				if err := visit(r); err != nil {
+					return err
+				}
+			}
+		}
+		mark[path] = finished
+		return nil
+	}
+	for _, path := range p.paths {
+		if err := visit(path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// missing returns the paths to upload, sorted.
+func (p *plan) missing() []string {
+	var out []string
+	for _, path := range p.paths {
+		if p.state[path] == stateMissing {
+			out = append(out, path)
+		}
+	}
+	return out
+}
+
+// unconfirmedRefs returns the paths that are present only by the presence
+// cache's word and referenced by a missing path.
+func (p *plan) unconfirmedRefs() []string {
+	seen := make(map[string]bool)
+	var out []string
+	for _, path := range p.missing() {
+		for _, r := range p.infos[path].References {
+			if p.state[r] == stateCached && !seen[r] {
+				seen[r] = true
+				out = append(out, r)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (p *plan) keys(paths []string) []string {
+	keys := make([]string, len(paths))
+	for i, path := range paths {
+		keys[i] = narinfoKey(p.sps[path])
+	}
+	return keys
+}

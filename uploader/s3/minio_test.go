@@ -1,0 +1,114 @@
+package s3_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/nixs3q/nixs3q/internal/testenv"
+	"github.com/nixs3q/nixs3q/uploader"
+	"github.com/nixs3q/nixs3q/uploader/cachetest"
+	"github.com/nixs3q/nixs3q/uploader/s3"
+)
+
+// startMinIO starts a real MinIO and points the AWS default chain at it.
+func startMinIO(t *testing.T) *testenv.MinIO {
+	t.Helper()
+	m := testenv.StartMinIO(t)
+	isolateAWS(t)
+	for _, kv := range m.Env() {
+		name, value, _ := strings.Cut(kv, "=")
+		t.Setenv(name, value)
+	}
+	return m
+}
+
+func minioConfig(m *testenv.MinIO, bucket string) s3.Config {
+	cfg := testConfig(m.Endpoint)
+	cfg.Bucket = bucket
+	return cfg
+}
+
+func TestConformanceMinIO(t *testing.T) {
+	m := startMinIO(t)
+	var buckets atomic.Int32
+	cachetest.Run(t, func(t *testing.T) uploader.Cache {
+		name := fmt.Sprintf("conformance-%d", buckets.Add(1))
+		m.CreateBucket(t, name, false)
+		return newStore(t, minioConfig(m, name))
+	})
+}
+
+// TestMinIOErrors classifies MinIO's real answers to the mistakes users make.
+func TestMinIOErrors(t *testing.T) {
+	m := startMinIO(t)
+	m.CreateBucket(t, "cache", false)
+	for _, tc := range []struct {
+		name          string
+		bucket        string
+		key, secret   string
+		wantPermanent bool
+		reason        string
+	}{
+		{"missing bucket", "no-such-bucket", m.AccessKey, m.SecretKey, true, "bucket does not exist"},
+		{"unknown access key", "cache", "AKIAUNKNOWNUNKNOWN", m.SecretKey, true, "access key ID"},
+		{"wrong secret", "cache", m.AccessKey, "wrong-secret-key", true, "secret access key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("AWS_ACCESS_KEY_ID", tc.key)
+			t.Setenv("AWS_SECRET_ACCESS_KEY", tc.secret)
+			store := newStore(t, minioConfig(m, tc.bucket))
+			err := store.Put(context.Background(), "x.narinfo", strings.NewReader("x"), uploader.PutOptions{Size: 1})
+			if err == nil {
+				t.Fatal("Put succeeded")
+			}
+			c := uploader.Classify(err)
+			if c.Permanent != tc.wantPermanent || !strings.Contains(c.Reason, tc.reason) {
+				t.Errorf("Classify(%v) = %+v, want permanent=%v with a reason mentioning %q", err, c, tc.wantPermanent, tc.reason)
+			}
+		})
+	}
+}
+
+// TestMinIOAnonymousRead checks what a Nix client fetching over plain HTTP
+// sees: the object with the content type it was stored with, and 403 (which
+// Nix reads as missing) for absent keys.
+func TestMinIOAnonymousRead(t *testing.T) {
+	m := startMinIO(t)
+	m.CreateBucket(t, "public", true)
+	store := newStore(t, minioConfig(m, "public"))
+	const body = "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n"
+	err := store.Put(context.Background(), "nix-cache-info", strings.NewReader(body),
+		uploader.PutOptions{Size: int64(len(body)), ContentType: "text/x-nix-cache-info"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(m.Endpoint + "/public/nix-cache-info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || string(got) != body {
+		t.Fatalf("anonymous GET: %s %q %v; want 200 with the object", resp.Status, got, err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/x-nix-cache-info" {
+		t.Errorf("Content-Type %q, want text/x-nix-cache-info", ct)
+	}
+	resp, err = http.Get(m.Endpoint + "/public/missing.narinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusNotFound {
+		t.Errorf("anonymous GET of a missing key: %s, want 403 or 404", resp.Status)
+	}
+	// The credentialed side agrees that the key is missing.
+	if has, err := store.Has(context.Background(), "missing.narinfo"); has || err != nil {
+		t.Errorf("Has(missing) = %v, %v", has, err)
+	}
+}

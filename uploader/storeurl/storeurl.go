@@ -1,0 +1,265 @@
+package storeurl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/nixs3q/nixs3q/uploader"
+	"github.com/nixs3q/nixs3q/uploader/local"
+	"github.com/nixs3q/nixs3q/uploader/s3"
+)
+
+// Compression methods nixs3q writes.
+const (
+	CompressionZstd = "zstd"
+	CompressionXz   = "xz"
+	CompressionNone = "none"
+)
+
+// DefaultPriority is the Priority written to nix-cache-info unless the URL
+// sets one, the value Nix's own binary caches use.
+const DefaultPriority = 40
+
+// Spec is a parsed store URL: where the cache is and how to write it.
+type Spec struct {
+	// Scheme is "s3" or "file".
+	Scheme string
+	// S3 is the bucket configuration when Scheme is "s3".
+	S3 s3.Config
+	// Dir is the cache directory when Scheme is "file".
+	Dir string
+
+	// Compression is "zstd" (the default), "xz" or "none".
+	Compression string
+	// CompressionLevel is the compressor's level; 0 means its default
+	// (Nix's -1 is accepted and means the same).
+	CompressionLevel int
+	// ParallelCompression asks for multi-threaded compression.
+	ParallelCompression bool
+	// WriteNarListing asks for a .ls file listing each NAR's contents.
+	WriteNarListing bool
+	// WantMassQuery is written to nix-cache-info (default true).
+	WantMassQuery bool
+	// Priority is written to nix-cache-info (default DefaultPriority).
+	Priority int
+	// SecretKeyFile is the path of the signing key ("secret-key"), or "".
+	SecretKeyFile string
+
+	// Ignored lists the parameters of the URL that Nix knows but that do not
+	// apply to nixs3q, for the caller to log.
+	Ignored []string
+}
+
+// param is one known store URL parameter.
+type param struct {
+	s3Only bool
+	apply  func(spec *Spec, value string) error
+}
+
+// knownParams are the parameters nixs3q understands, with Nix's names and
+// meanings.
+func knownParams() map[string]param {
+	return map[string]param{
+		"region":               {s3Only: true, apply: func(s *Spec, v string) error { s.S3.Region = v; return nonEmpty(v) }},
+		"endpoint":             {s3Only: true, apply: func(s *Spec, v string) error { s.S3.Endpoint = v; return nonEmpty(v) }},
+		"profile":              {s3Only: true, apply: func(s *Spec, v string) error { s.S3.Profile = v; return nonEmpty(v) }},
+		"scheme":               {s3Only: true, apply: func(s *Spec, v string) error { s.S3.Scheme = v; return oneOf(v, "http", "https") }},
+		"addressing-style":     {s3Only: true, apply: func(s *Spec, v string) error { s.S3.AddressingStyle = v; return oneOf(v, "auto", "path", "virtual") }},
+		"storage-class":        {s3Only: true, apply: func(s *Spec, v string) error { s.S3.StorageClass = v; return nonEmpty(v) }},
+		"multipart-upload":     {s3Only: true, apply: func(s *Spec, v string) (err error) { s.S3.Multipart, err = parseBool(v); return err }},
+		"multipart-chunk-size": {s3Only: true, apply: applyChunkSize},
+		"compression":          {apply: applyCompression},
+		"compression-level":    {apply: applyCompressionLevel},
+		"parallel-compression": {apply: func(s *Spec, v string) (err error) { s.ParallelCompression, err = parseBool(v); return err }},
+		"write-nar-listing":    {apply: func(s *Spec, v string) (err error) { s.WriteNarListing, err = parseBool(v); return err }},
+		"want-mass-query":      {apply: func(s *Spec, v string) (err error) { s.WantMassQuery, err = parseBool(v); return err }},
+		"priority":             {apply: applyPriority},
+		"secret-key":           {apply: func(s *Spec, v string) error { s.SecretKeyFile = v; return nonEmpty(v) }},
+	}
+}
+
+// isIgnoredParam reports parameters Nix accepts for binary caches that
+// change nothing about what nixs3q writes.
+func isIgnoredParam(name string) bool {
+	switch name {
+	case "buffer-size", "index-debug-info", "local-nar-cache", "log-compression",
+		"ls-compression", "multipart-threshold", "narinfo-compression",
+		"path-info-cache-size", "system-features", "trusted":
+		return true
+	}
+	return false
+}
+
+// Parse reads a store URL as Nix users write it:
+//
+//	s3://BUCKET?region=&endpoint=&profile=&scheme=&addressing-style=&...
+//	file:///ABSOLUTE/DIR?compression=&priority=&...
+//
+// Parameters keep Nix's names and meanings; unknown parameters, repeated
+// ones, bad values and parameters of the wrong scheme are errors naming
+// them. Unlike Nix, compression defaults to zstd, and multipart uploads are
+// on by default because NARs are streamed.
+func Parse(raw string) (Spec, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Spec{}, fmt.Errorf("storeurl: %s: %w", Redact(raw), errors.Unwrap(err))
+	}
+	spec := Spec{
+		Scheme:        u.Scheme,
+		Compression:   CompressionZstd,
+		WantMassQuery: true,
+		Priority:      DefaultPriority,
+	}
+	switch u.Scheme {
+	case "s3":
+		err = parseS3(&spec, u)
+	case "file":
+		err = parseFile(&spec, u)
+	case "":
+		err = errors.New("missing scheme: want s3://BUCKET or file:///DIR")
+	default:
+		err = fmt.Errorf("unsupported scheme %q: want s3://BUCKET or file:///DIR", u.Scheme)
+	}
+	if err == nil {
+		err = applyParams(&spec, u)
+	}
+	if err == nil && spec.Scheme == "s3" {
+		err = spec.S3.Validate()
+	}
+	if err != nil {
+		return Spec{}, fmt.Errorf("storeurl: %s: %w", Redact(raw), err)
+	}
+	return spec, nil
+}
+
+func parseS3(spec *Spec, u *url.URL) error {
+	switch {
+	case u.User != nil:
+		return errors.New("credentials do not belong in the store URL: use the AWS environment, shared config or profile=")
+	case u.Opaque != "":
+		return errors.New("want s3://BUCKET")
+	case u.Host == "":
+		return errors.New("missing bucket name: want s3://BUCKET")
+	case u.Path != "" && u.Path != "/":
+		return fmt.Errorf("unexpected path %q: s3 store URLs name only a bucket", u.Path)
+	case u.Fragment != "":
+		return errors.New("unexpected fragment")
+	}
+	spec.S3 = s3.Config{Bucket: u.Host, Multipart: true}
+	return nil
+}
+
+func parseFile(spec *Spec, u *url.URL) error {
+	switch {
+	case u.User != nil || (u.Host != "" && u.Host != "localhost"):
+		return fmt.Errorf("unexpected host %q: want file:///ABSOLUTE/DIR", u.Host)
+	case u.Opaque != "" || !strings.HasPrefix(u.Path, "/"):
+		return errors.New("want an absolute directory: file:///ABSOLUTE/DIR")
+	case u.Fragment != "":
+		return errors.New("unexpected fragment")
+	}
+	spec.Dir = filepath.Clean(u.Path)
+	return nil
+}
+
+func applyParams(spec *Spec, u *url.URL) error {
+	query, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return fmt.Errorf("query: %w", err)
+	}
+	names := make([]string, 0, len(query))
+	for name := range query {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	known := knownParams()
+	for _, name := range names {
+		values := query[name]
+		if len(values) > 1 {
+			return fmt.Errorf("parameter %q given %d times", name, len(values))
+		}
+		if isIgnoredParam(name) {
+			spec.Ignored = append(spec.Ignored, name)
+			continue
+		}
+		p, ok := known[name]
+		switch {
+		case !ok:
+			return fmt.Errorf("unknown parameter %q; known parameters: %s", name, paramList(known, spec.Scheme))
+		case p.s3Only && spec.Scheme != "s3":
+			return fmt.Errorf("parameter %q applies only to s3:// stores", name)
+		}
+		if err := p.apply(spec, values[0]); err != nil {
+			return fmt.Errorf("parameter %s=%q: %w", name, values[0], err)
+		}
+	}
+	return nil
+}
+
+func paramList(known map[string]param, scheme string) string {
+	var names []string
+	for name, p := range known {
+		if !p.s3Only || scheme == "s3" {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+// Open returns the cache the spec names. For S3 it loads the AWS
+// configuration but sends no request; for a directory it creates it.
+func Open(ctx context.Context, spec Spec, log *zap.Logger) (uploader.Cache, error) {
+	switch spec.Scheme {
+	case "s3":
+		store, err := s3.New(ctx, spec.S3, log)
+		if err != nil {
+			return nil, fmt.Errorf("storeurl: %w", err)
+		}
+		return store, nil
+	case "file":
+		store, err := local.New(spec.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("storeurl: %w", err)
+		}
+		return store, nil
+	}
+	return nil, fmt.Errorf("storeurl: unsupported scheme %q", spec.Scheme)
+}
+
+// Redact returns raw without its userinfo (anything up to an "@" in the
+// authority), nor that of an endpoint parameter, safe to log, also when raw
+// does not parse as a URL.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err == nil {
+		u.User = nil
+		if i := strings.LastIndex(u.Opaque, "@"); i >= 0 {
+			u.Opaque = u.Opaque[i+1:]
+		}
+		if q := u.Query(); strings.Contains(q.Get("endpoint"), "@") {
+			q.Set("endpoint", Redact(q.Get("endpoint")))
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return raw[strings.LastIndex(raw, "@")+1:]
+	}
+	authority, tail := rest, ""
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority, tail = rest[:i], rest[i:]
+	}
+	if i := strings.LastIndex(authority, "@"); i >= 0 {
+		authority = authority[i+1:]
+	}
+	return scheme + "://" + authority + tail
+}

@@ -1,0 +1,150 @@
+package uploader
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/nixs3q/nixs3q/nix"
+)
+
+// Presence caches which narinfos are known to exist in the cache, so that
+// uploads of overlapping closures skip most lookups. *queue.Queue implements
+// it. Implementations are safe for concurrent use.
+type Presence interface {
+	// PresentFresh reports which of keys were marked present less than ttl
+	// ago. Keys not marked, or marked longer ago, are absent from the map or
+	// false.
+	PresentFresh(keys []string, ttl time.Duration) (map[string]bool, error)
+	// MarkPresent records keys as present now.
+	MarkPresent(keys []string) error
+	// ForgetPresent removes keys.
+	ForgetPresent(keys []string) error
+}
+
+// Uploader publishes closures of store paths to a Cache, keeping the cache
+// consistent for Nix clients at every moment: a narinfo is written only after
+// its NAR and the narinfos of all its references. It is safe for concurrent
+// use; concurrent Upload calls share work on common paths.
+type Uploader struct {
+	cfg      Config
+	cache    Cache
+	src      PathInfoSource
+	presence Presence // nil when the presence cache is disabled
+	key      *nix.SecretKey
+	log      *zap.Logger
+	codec    *codec
+	sem      chan struct{} // one token per NAR being streamed
+
+	mu        sync.Mutex
+	flights   map[string]*flight // store path -> upload in progress
+	transfers map[*transfer]struct{}
+}
+
+// Result counts what one Upload call did.
+type Result struct {
+	// Uploaded is the number of paths this call published (NAR and
+	// narinfo). Over all calls, each actual upload is counted once.
+	Uploaded int
+	// Skipped is the number of closure members already in the cache, or
+	// published meanwhile by a concurrent Upload call that shared them.
+	Skipped int
+	// Bytes is the number of compressed NAR bytes sent by this call.
+	Bytes int64
+	// NarBytes is the number of uncompressed NAR bytes those were made of.
+	NarBytes int64
+}
+
+// Transfer describes one NAR being streamed.
+type Transfer struct {
+	Path    string
+	NarSize uint64
+	Read    int64 // NAR bytes streamed so far
+	Started time.Time
+}
+
+type transfer struct {
+	path    string
+	narSize uint64
+	started time.Time
+	read    atomic.Int64
+}
+
+// New returns an Uploader. cfg is validated and defaulted. presence may be
+// nil, as may key (narinfos then carry only the signatures the store already
+// has). log may be nil.
+func New(cfg Config, cache Cache, src PathInfoSource, presence Presence, key *nix.SecretKey, log *zap.Logger) (*Uploader, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if cache == nil || src == nil {
+		return nil, errors.New("uploader: New needs a cache and a path info source")
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if cfg.PresenceTTL == 0 {
+		presence = nil
+	}
+	c, err := newCodec(cfg.Compression, cfg.CompressionLevel, cfg.Concurrency)
+	if err != nil {
+		return nil, err
+	}
+	return &Uploader{
+		cfg:       cfg,
+		cache:     cache,
+		src:       src,
+		presence:  presence,
+		key:       key,
+		log:       log.Named("uploader"),
+		codec:     c,
+		sem:       make(chan struct{}, cfg.Concurrency),
+		flights:   make(map[string]*flight),
+		transfers: make(map[*transfer]struct{}),
+	}, nil
+}
+
+// String names the uploader's destination for logs.
+func (u *Uploader) String() string { return fmt.Sprintf("%s (%s)", u.cache, u.cfg.Compression) }
+
+// Active returns the NARs being streamed right now, oldest first. It never
+// blocks on I/O.
+func (u *Uploader) Active() []Transfer {
+	u.mu.Lock()
+	out := make([]Transfer, 0, len(u.transfers))
+	for t := range u.transfers {
+		out = append(out, Transfer{Path: t.path, NarSize: t.narSize, Read: t.read.Load(), Started: t.started})
+	}
+	u.mu.Unlock()
+	slices.SortFunc(out, func(a, b Transfer) int {
+		if c := a.Started.Compare(b.Started); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Path, b.Path)
+	})
+	return out
+}
+
+func (u *Uploader) startTransfer(info *PathInfo) *transfer {
+	t := &transfer{path: info.Path, narSize: info.NarSize, started: time.Now()}
+	u.mu.Lock()
+	u.transfers[t] = struct{}{}
+	u.mu.Unlock()
+	return t
+}
+
+func (u *Uploader) endTransfer(t *transfer) {
+	u.mu.Lock()
+	delete(u.transfers, t)
+	u.mu.Unlock()
+}
+
+// narinfoKey is the cache key of a store path's narinfo.
+func narinfoKey(sp nix.StorePath) string { return sp.HashPart + ".narinfo" }
