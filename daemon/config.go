@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nixs3q/nixs3q/hook"
+	"github.com/nixs3q/nixs3q/metrics"
 	"github.com/nixs3q/nixs3q/nix"
 )
 
@@ -37,6 +38,8 @@ type Config struct {
 	SpoolInterval time.Duration
 	// StoreName names the cache in status output (no credentials).
 	StoreName string
+	// Metrics, when set, receives upload latencies and failure reasons.
+	Metrics *metrics.Metrics
 }
 
 func (c *Config) applyDefaults() {

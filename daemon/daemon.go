@@ -213,6 +213,7 @@ func (d *Daemon) process(ctx context.Context, it queue.Item) {
 		log.Info("uploaded", zap.Int("uploaded", res.Uploaded), zap.Int("skipped", res.Skipped),
 			zap.Int64("bytes", res.Bytes), zap.Duration("took", time.Since(start)))
 		err = d.q.Complete(it.Path, queue.Outcome{Uploaded: res.Uploaded, Skipped: res.Skipped, Bytes: res.Bytes})
+		d.cfg.Metrics.Uploaded(time.Since(start), it.EnqueuedAt, res.NarBytes, res.Uploaded+res.Skipped)
 	case errors.Is(err, uploader.ErrPathGone):
 		log.Warn("dropped: path vanished before upload", zap.Error(err))
 		err = d.q.Complete(it.Path, queue.Outcome{Dropped: true, Detail: err.Error()})
@@ -228,6 +229,7 @@ func (d *Daemon) process(ctx context.Context, it queue.Item) {
 		var item queue.Item
 		item, err = d.q.Fail(it.Path, msg, queue.FailOptions{Permanent: c.Permanent, RetryAfter: c.RetryAfter})
 		if err == nil {
+			d.cfg.Metrics.Failed(c.Code, item.State == queue.Failed)
 			if item.State == queue.Failed {
 				log.Error("upload failed; moved to the failed list", zap.String("error", msg), zap.Int("attempts", item.Attempts))
 			} else {

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/nixs3q/nixs3q/daemon"
 	"github.com/nixs3q/nixs3q/hook"
+	"github.com/nixs3q/nixs3q/metrics"
 	"github.com/nixs3q/nixs3q/nix"
 	"github.com/nixs3q/nixs3q/queue"
 	"github.com/nixs3q/nixs3q/uploader"
@@ -20,7 +22,7 @@ import (
 
 type daemonFlags struct {
 	store, secretKeyFile, stateDir, socket, compression, allowGroup string
-	storeDir, nixBin, logLevel, logFormat                           string
+	storeDir, nixBin, logLevel, logFormat, metricsListen            string
 	workers, compressionLevel, maxAttempts                          int
 	presenceTTL, shutdownGrace                                      time.Duration
 }
@@ -41,6 +43,7 @@ func runDaemon(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight uploads may finish after SIGTERM")
 	fs.StringVar(&f.storeDir, "store-dir", nix.DefaultStoreDir, "the Nix store directory")
 	fs.StringVar(&f.nixBin, "nix", "nix", "the nix command used to read store metadata")
+	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9310 (off by default)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "auto", "console, json, or auto (console on a terminal, json otherwise)")
 	if err := fs.Parse(args); err != nil {
@@ -128,10 +131,32 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	var cacheNote atomic.Value
+	cacheNote.Store("")
 	if err := checkCache(ctx, up, log); err != nil {
+		if !errors.Is(err, errCacheUnreachable) {
+			return err
+		}
+		cacheNote.Store("cache unreachable, retrying")
+		go recheckCache(ctx, up, log, &cacheNote)
+	}
+	m := metrics.New(q.Stats)
+	if f.metricsListen != "" {
+		stopMetrics, err := serveMetrics(f.metricsListen, m, log.Named("metrics"))
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
+	listener, err := activatedListener()
+	if err != nil {
 		return err
 	}
+	if listener != nil {
+		log.Info("using the socket passed by systemd", zap.String("addr", listener.Addr().String()))
+	}
 	d, err := daemon.New(daemon.Config{
+		Listener:      listener,
 		Socket:        f.socket,
 		StateDir:      f.stateDir,
 		StoreDir:      f.storeDir,
@@ -139,11 +164,46 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 		AllowGroup:    f.allowGroup,
 		ShutdownGrace: f.shutdownGrace,
 		StoreName:     cache.String(),
+		Metrics:       m,
 	}, q, up, log.Named("daemon"))
 	if err != nil {
 		return &exitError{2, err}
 	}
-	return d.Run(ctx)
+	nctx, stopNotify := context.WithCancel(ctx)
+	notified := make(chan struct{})
+	go func() {
+		defer close(notified)
+		notifier{log: log}.run(nctx, d.Ready(), q, func() string { return cacheNote.Load().(string) })
+	}()
+	err = d.Run(ctx)
+	stopNotify()
+	<-notified
+	return err
+}
+
+var errCacheUnreachable = errors.New("cache unreachable")
+
+// recheckCache retries the cache check in the background until it passes,
+// so that status and systemd show when the cache becomes reachable.
+func recheckCache(ctx context.Context, up *uploader.Uploader, log *zap.Logger, note *atomic.Value) {
+	for delay := 5 * time.Second; ; delay = min(2*delay, 5*time.Minute) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err := up.EnsureCacheInfo(cctx)
+		cancel()
+		if err == nil {
+			log.Info("cache reachable")
+			note.Store("")
+			return
+		}
+		c := uploader.Classify(err)
+		note.Store("cache check failing: " + c.Reason)
+		log.Warn("cache check failed", zap.Error(err), zap.Bool("permanent", c.Permanent))
+	}
 }
 
 // checkCache makes sure the cache has a nix-cache-info. A permanent problem
@@ -165,5 +225,5 @@ func checkCache(ctx context.Context, up *uploader.Uploader, log *zap.Logger) err
 		return err
 	}
 	log.Warn("cache not reachable yet; queueing anyway and retrying uploads later", zap.Error(err))
-	return nil
+	return errCacheUnreachable
 }
