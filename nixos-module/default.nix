@@ -1,0 +1,300 @@
+# NixOS module for nixs3q: the upload daemon as a socket-activated, hardened
+# systemd service, and nix-daemon's post-build-hook pointing at nixs3q-hook.
+#
+# The socket and state paths below are the defaults compiled into nixs3q-hook
+# and the nixs3q CLI (hook.DefaultSocket, hook.DefaultStateDir). The hook runs
+# as root inside nix-daemon with nix-daemon's environment, where nothing sets
+# NIXS3Q_SOCKET or NIXS3Q_STATE_DIR; keep these paths equal to the defaults so
+# that the hook and the CLI find the daemon without any configuration.
+{ config, lib, pkgs, utils, ... }:
+
+let
+  cfg = config.services.nixs3q;
+  inherit (lib) mkOption types;
+
+  socketPath = "/run/nixs3q/nixs3q.sock";
+  stateDir = "/var/lib/nixs3q";
+
+  daemonArgs = [
+    "--store" cfg.storeUrl
+    "--state-dir" stateDir
+    "--socket" socketPath
+    "--workers" cfg.workers
+    "--compression" cfg.compression
+    "--allow-group" cfg.allowGroup
+    "--max-attempts" cfg.maxAttempts
+    "--shutdown-grace" "${toString cfg.shutdownGrace}s"
+    "--log-level" cfg.logLevel
+    "--log-format" "json"
+  ]
+  ++ lib.optionals (cfg.compressionLevel != null) [ "--compression-level" cfg.compressionLevel ]
+  ++ lib.optionals (cfg.metricsListen != null) [ "--metrics-listen" cfg.metricsListen ]
+  ++ cfg.extraArgs;
+in
+{
+  options.services.nixs3q = {
+    enable = lib.mkEnableOption "nixs3q, which publishes every path this machine builds to a binary cache";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.nixs3q or (throw
+        "services.nixs3q.package: pkgs.nixs3q does not exist; use the nixs3q flake's nixosModules.default or overlays.default, or set this option");
+      defaultText = lib.literalExpression "pkgs.nixs3q";
+      description = "The nixs3q package; it provides both `nixs3q` and `nixs3q-hook`.";
+    };
+
+    storeUrl = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "s3://my-cache?region=eu-west-1";
+      description = ''
+        The binary cache to publish to, as a Nix store URL: `s3://BUCKET?region=...`,
+        `s3://BUCKET?endpoint=http://minio:9000&region=us-east-1` for MinIO and
+        other S3-compatible servers, or `file:///DIR`.
+      '';
+    };
+
+    secretKeyFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/run/keys/nixs3q-cache.sec";
+      description = ''
+        File holding the signing key (`NAME:BASE64`), as made by
+        `nix key generate-secret --key-name NAME`. A string rather than a path so
+        that the key is never copied into the world-readable Nix store: systemd
+        reads it as root (LoadCredential) and hands the daemon a private copy, so
+        the file may be owned by root with mode 0400.
+      '';
+    };
+
+    environmentFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/run/keys/nixs3q-aws.env";
+      description = ''
+        systemd EnvironmentFile with the S3 credentials and settings, e.g.
+        `AWS_ACCESS_KEY_ID=...` and `AWS_SECRET_ACCESS_KEY=...` (or `AWS_PROFILE`,
+        `AWS_SHARED_CREDENTIALS_FILE`). Read by systemd as root; not copied into
+        the store. Not needed on EC2 with an instance role.
+      '';
+    };
+
+    workers = mkOption {
+      type = types.ints.positive;
+      default = 4;
+      description = "Queued paths processed at once; also the number of NARs uploaded at once.";
+    };
+
+    compression = mkOption {
+      type = types.enum [ "zstd" "xz" "none" ];
+      default = "zstd";
+      description = "Compression of uploaded NARs. Overrides a `compression` parameter in storeUrl.";
+    };
+
+    compressionLevel = mkOption {
+      type = types.nullOr types.ints.unsigned;
+      default = null;
+      example = 9;
+      description = "Compression level (zstd 1-22, xz 0-9); null for the compressor's default.";
+    };
+
+    allowGroup = mkOption {
+      type = types.nonEmptyStr;
+      default = "nixs3q";
+      example = "wheel";
+      description = ''
+        Group that owns the daemon's socket. Its members (besides root) may use
+        the `nixs3q` CLI: queue paths with `nixs3q push`, retry failures, see
+        `nixs3q status` and `nixs3q wait`. The group is created if missing.
+      '';
+    };
+
+    maxAttempts = mkOption {
+      type = types.ints.positive;
+      default = 8;
+      description = "Attempts before a path moves to the failed list (see `nixs3q status`, `nixs3q retry`).";
+    };
+
+    shutdownGrace = mkOption {
+      type = types.ints.unsigned;
+      default = 10;
+      description = ''
+        Seconds in-flight uploads may take to finish after the service is
+        stopped. Unfinished paths stay queued and resume at the next start.
+      '';
+    };
+
+    logLevel = mkOption {
+      type = types.enum [ "debug" "info" "warn" "error" ];
+      default = "info";
+      description = "Log level of the daemon (logs go to the journal as JSON).";
+    };
+
+    metricsListen = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "127.0.0.1:9310";
+      description = "Address to serve Prometheus metrics on at `/metrics`; null disables it.";
+    };
+
+    extraArgs = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "--presence-ttl" "30m" ];
+      description = "Further arguments to `nixs3q daemon` (see `nixs3q daemon -h`).";
+    };
+
+    enableHook = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Set nix.settings.post-build-hook to nixs3q-hook, so that everything this
+        machine builds is queued for upload. The hook returns within about two
+        seconds and never fails a build; when the daemon is down it spools the
+        paths to ${stateDir}/spool for the daemon to pick up later.
+      '';
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = cfg.storeUrl != null;
+        message = "services.nixs3q.storeUrl must be set, e.g. \"s3://my-cache?region=eu-west-1\".";
+      }
+      {
+        assertion = cfg.secretKeyFile != null && lib.hasPrefix "/" cfg.secretKeyFile;
+        message = "services.nixs3q.secretKeyFile must be set to an absolute path (a file made by `nix key generate-secret`).";
+      }
+      {
+        # The daemon reads store metadata through nix-daemon as user nixs3q.
+        assertion =
+          let allowed = config.nix.settings.allowed-users or [ "*" ];
+          in lib.elem "*" allowed || lib.elem "nixs3q" allowed || lib.elem "@nixs3q" allowed;
+        message = "services.nixs3q: nix.settings.allowed-users must include \"nixs3q\" (the daemon asks nix-daemon for path metadata).";
+      }
+    ];
+    warnings = lib.optional (cfg.secretKeyFile != null && lib.hasPrefix builtins.storeDir cfg.secretKeyFile)
+      "services.nixs3q.secretKeyFile is in the Nix store, where every local user can read it.";
+
+    users.users.nixs3q = {
+      isSystemUser = true;
+      group = "nixs3q";
+      description = "nixs3q upload daemon";
+    };
+    # allowGroup may be "nixs3q" itself, or an existing group such as wheel.
+    users.groups = lib.genAttrs [ "nixs3q" cfg.allowGroup ] (_: { });
+
+    environment.systemPackages = [ cfg.package ];
+
+    # The hook runs as root under nix-daemon and finds the daemon at the
+    # default socket, so it needs no environment of its own.
+    nix.settings.post-build-hook = lib.mkIf cfg.enableHook "${cfg.package}/bin/nixs3q-hook";
+
+    # The hook (root) gives the spool files it writes to the owner of the state
+    # directory, so that directory must belong to the daemon's user from the
+    # start, even for builds before the daemon's first start.
+    systemd.tmpfiles.rules = [
+      "d ${stateDir} 0700 nixs3q nixs3q -"
+      "d ${stateDir}/spool 0700 nixs3q nixs3q -"
+    ];
+
+    # systemd owns the socket: it exists from early boot, survives daemon
+    # restarts (connections queue in the backlog meanwhile), and its mode and
+    # group are the first access check; the daemon checks peer credentials too.
+    systemd.sockets.nixs3q = {
+      description = "nixs3q queue socket";
+      wantedBy = [ "sockets.target" ];
+      listenStreams = [ socketPath ];
+      socketConfig = {
+        SocketMode = "0660";
+        SocketUser = "root";
+        SocketGroup = cfg.allowGroup;
+        RemoveOnStop = true;
+      };
+    };
+
+    systemd.services.nixs3q = {
+      description = "nixs3q: publish Nix build outputs to a binary cache";
+      # Started at boot, not only on the first connection, so that paths
+      # queued or spooled before a reboot are uploaded without a new build.
+      wantedBy = [ "multi-user.target" ];
+      requires = [ "nixs3q.socket" ];
+      wants = [ "network-online.target" ];
+      after = [ "nixs3q.socket" "network-online.target" "nix-daemon.socket" ];
+      # `nix path-info` reads store metadata through nix-daemon.
+      path = [ config.nix.package ];
+      environment = {
+        NIX_REMOTE = "daemon";
+        # Somewhere writable for Nix's caches under ProtectSystem=strict.
+        XDG_CACHE_HOME = "/var/cache/nixs3q";
+      };
+
+      serviceConfig = {
+        Type = "notify";
+        NotifyAccess = "main";
+        # The daemon feeds the watchdog only while its queue answers.
+        WatchdogSec = 60;
+        Restart = "on-failure";
+        RestartSec = 5;
+        # Exit status 2 is a configuration error: retrying cannot fix it.
+        RestartPreventExitStatus = 2;
+        # Room for the shutdown grace plus closing the queue.
+        TimeoutStopSec = cfg.shutdownGrace + 20;
+
+        # %d is the credentials directory ($CREDENTIALS_DIRECTORY). Every other
+        # argument is escaped for systemd, which expands % and $ in ExecStart.
+        ExecStart = "${utils.escapeSystemdExecArg "${cfg.package}/bin/nixs3q"} daemon"
+          + " --secret-key-file %d/secret-key ${utils.escapeSystemdExecArgs daemonArgs}";
+        LoadCredential = "secret-key:${toString cfg.secretKeyFile}";
+
+        User = "nixs3q";
+        Group = "nixs3q";
+        StateDirectory = "nixs3q";
+        StateDirectoryMode = "0700";
+        CacheDirectory = "nixs3q";
+        CacheDirectoryMode = "0700";
+        # No RuntimeDirectory: /run/nixs3q belongs to the socket unit, and a
+        # RuntimeDirectory would be wiped, socket included, when the service stops.
+        UMask = "0077";
+
+        # Hardening. The daemon only needs to read /nix/store (world-readable),
+        # write its state directory, talk to nix-daemon and its own socket
+        # (AF_UNIX; connecting to a socket works on a read-only mount), and
+        # reach S3 (AF_INET*).
+        CapabilityBoundingSet = "";
+        AmbientCapabilities = "";
+        NoNewPrivileges = true;
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
+        PrivateDevices = true;
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        ProtectControlGroups = true;
+        ProtectClock = true;
+        ProtectHostname = true;
+        ProtectProc = "invisible";
+        RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" ];
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        LockPersonality = true;
+        MemoryDenyWriteExecute = true;
+        RemoveIPC = true;
+        SystemCallArchitectures = "native";
+        # Go and Nix raise their own limits with prlimit64, which @system-service
+        # keeps; ~@resources only removes setrlimit, setpriority and the like.
+        SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+        # A call outside the filter fails with EPERM instead of killing the
+        # daemon in the middle of an upload.
+        SystemCallErrorNumber = "EPERM";
+        # Not PrivateUsers: inside a user namespace, peers' uids (root's hook
+        # among them) would read as nobody and be refused.
+      } // lib.optionalAttrs (cfg.environmentFile != null) {
+        EnvironmentFile = cfg.environmentFile;
+      };
+    };
+  };
+}
