@@ -207,13 +207,25 @@ func recheckCache(ctx context.Context, up *uploader.Uploader, log *zap.Logger, n
 }
 
 // checkCache makes sure the cache has a nix-cache-info. A permanent problem
-// (no such bucket, access denied, a cache for another store directory) stops
-// the daemon with a clear message; a transient one (network down) is logged
-// and the daemon starts anyway, since queueing must not depend on the network.
+// that shows within a few seconds (no such bucket, access denied, a cache for
+// another store directory) stops the daemon with a clear message. A cache
+// that does not answer in that time, or answers with a transient error, does
+// not hold up start-up: queueing must not depend on the network, so the
+// check goes on in the background (recheckCache).
 func checkCache(ctx context.Context, up *uploader.Uploader, log *zap.Logger) error {
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	err := up.EnsureCacheInfo(cctx)
+	result := make(chan error, 1)
+	go func() {
+		defer cancel()
+		result <- up.EnsureCacheInfo(cctx)
+	}()
+	var err error
+	select {
+	case err = <-result:
+	case <-time.After(3 * time.Second):
+		log.Warn("cache is slow to answer; starting anyway and checking it in the background")
+		return errCacheUnreachable
+	}
 	if err == nil {
 		return nil
 	}
