@@ -109,6 +109,9 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 	for _, p := range spec.Ignored {
 		log.Warn("store URL parameter has no effect in nixs3q", zap.String("parameter", p))
 	}
+	if spec.WriteNarListing {
+		log.Warn("write-nar-listing: nixs3q does not write .ls NAR listings; the parameter is ignored")
+	}
 	if !filepath.IsAbs(f.stateDir) {
 		return &exitError{2, fmt.Errorf("--state-dir %q must be absolute", f.stateDir)}
 	}
