@@ -31,6 +31,9 @@ type Config struct {
 	// and retry, besides root and the daemon's own user. The socket is
 	// given this group.
 	AllowGroup string
+	// BatchSize is the most queue items one worker takes at once, default
+	// 256. A batch shares one metadata query and one cache lookup pass.
+	BatchSize int
 	// ShutdownGrace bounds how long in-flight uploads may run after
 	// shutdown begins, default 10s.
 	ShutdownGrace time.Duration
@@ -55,6 +58,9 @@ func (c *Config) applyDefaults() {
 	if c.Workers == 0 {
 		c.Workers = 4
 	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 256
+	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 10 * time.Second
 	}
@@ -69,6 +75,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Workers < 1 || c.Workers > 1024:
 		return fmt.Errorf("daemon: workers must be between 1 and 1024, got %d", c.Workers)
+	case c.BatchSize < 1:
+		return fmt.Errorf("daemon: batch size must be at least 1, got %d", c.BatchSize)
 	case !filepath.IsAbs(c.StateDir):
 		return fmt.Errorf("daemon: state directory %q must be absolute", c.StateDir)
 	case c.Listener == nil && !filepath.IsAbs(c.Socket):

@@ -14,9 +14,10 @@ import (
 
 // Uploader is what the daemon needs from the upload pipeline.
 type Uploader interface {
-	// Upload publishes the closure of root. Errors wrapping
-	// uploader.ErrPathGone mean root no longer exists.
-	Upload(ctx context.Context, root string) (uploader.Result, error)
+	// UploadBatch publishes the closures of roots, calling done once per
+	// root as it finishes. Errors wrapping uploader.ErrPathGone mean the
+	// root no longer exists.
+	UploadBatch(ctx context.Context, roots []string, done func(root string, res uploader.Result, err error))
 	// Active lists the NARs being uploaded now.
 	Active() []uploader.Transfer
 }
@@ -132,23 +133,26 @@ func (d *Daemon) schedule(ctx context.Context) {
 		free := d.cfg.Workers - len(sem)
 		claimed, claimErr := 0, error(nil)
 		if free > 0 {
-			items, err := d.q.Claim(free)
+			// One slot takes a whole batch of due items: their metadata is
+			// read in one query and their closures looked up together.
+			items, err := d.q.Claim(d.cfg.BatchSize)
 			if err != nil {
 				d.log.Error("claim failed", zap.Error(err))
 				claimErr = err
 			}
 			claimed = len(items)
-			for _, it := range items {
+			if len(items) > 0 {
 				sem <- struct{}{}
-				d.setActive(it, true)
+				for _, it := range items {
+					d.setActive(it, true)
+				}
 				wg.Add(1)
-				go func(it queue.Item) {
+				go func(items []queue.Item) {
 					defer wg.Done()
-					d.process(workCtx, it)
-					d.setActive(it, false)
+					d.process(workCtx, items)
 					<-sem
 					done <- struct{}{}
-				}(it)
+				}(items)
 			}
 		}
 		wait := time.Minute
@@ -202,18 +206,36 @@ func (d *Daemon) drain(wg *sync.WaitGroup, cancel context.CancelFunc) {
 	<-finished
 }
 
-// process runs one item and records its outcome in the queue.
-func (d *Daemon) process(ctx context.Context, it queue.Item) {
-	log := d.log.With(zap.String("path", it.Path), zap.Int("attempt", it.Attempts+1))
+// process runs a batch of items and records each one's outcome in the queue
+// as soon as it is known.
+func (d *Daemon) process(ctx context.Context, items []queue.Item) {
+	byPath := make(map[string]queue.Item, len(items))
+	roots := make([]string, len(items))
+	for i, it := range items {
+		byPath[it.Path] = it
+		roots[i] = it.Path
+	}
 	start := time.Now()
-	res, err := d.up.Upload(ctx, it.Path)
+	d.up.UploadBatch(ctx, roots, func(root string, res uploader.Result, err error) {
+		it, ok := byPath[root]
+		if !ok {
+			return
+		}
+		d.record(ctx, it, res, err, time.Since(start))
+		d.setActive(it, false)
+	})
+}
+
+// record stores the outcome of one item.
+func (d *Daemon) record(ctx context.Context, it queue.Item, res uploader.Result, err error, took time.Duration) {
+	log := d.log.With(zap.String("path", it.Path), zap.Int("attempt", it.Attempts+1))
 	d.rate.add(res.Bytes)
 	switch {
 	case err == nil:
 		log.Info("uploaded", zap.Int("uploaded", res.Uploaded), zap.Int("skipped", res.Skipped),
-			zap.Int64("bytes", res.Bytes), zap.Duration("took", time.Since(start)))
+			zap.Int64("bytes", res.Bytes), zap.Duration("took", took))
 		err = d.q.Complete(it.Path, queue.Outcome{Uploaded: res.Uploaded, Skipped: res.Skipped, Bytes: res.Bytes})
-		d.cfg.Metrics.Uploaded(time.Since(start), it.EnqueuedAt, res.NarBytes, res.Uploaded+res.Skipped)
+		d.cfg.Metrics.Uploaded(took, it.EnqueuedAt, res.NarBytes, res.Uploaded+res.Skipped)
 	case errors.Is(err, uploader.ErrPathGone):
 		log.Warn("dropped: path vanished before upload", zap.Error(err))
 		err = d.q.Complete(it.Path, queue.Outcome{Dropped: true, Detail: err.Error()})

@@ -25,9 +25,10 @@ import (
 // fakeUploader decides each path's fate with a function; a nil function
 // uploads successfully at once.
 type fakeUploader struct {
-	mu    sync.Mutex
-	fn    func(ctx context.Context, root string) (uploader.Result, error)
-	calls map[string]int
+	mu      sync.Mutex
+	fn      func(ctx context.Context, root string) (uploader.Result, error)
+	calls   map[string]int
+	batches int
 }
 
 func (f *fakeUploader) Upload(ctx context.Context, root string) (uploader.Result, error) {
@@ -42,6 +43,20 @@ func (f *fakeUploader) Upload(ctx context.Context, root string) (uploader.Result
 		return uploader.Result{Uploaded: 1, Bytes: 100}, nil
 	}
 	return fn(ctx, root)
+}
+
+func (f *fakeUploader) UploadBatch(ctx context.Context, roots []string, done func(string, uploader.Result, error)) {
+	f.mu.Lock()
+	f.batches++
+	f.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, r := range roots {
+		wg.Go(func() {
+			res, err := f.Upload(ctx, r)
+			done(r, res, err)
+		})
+	}
+	wg.Wait()
 }
 
 func (f *fakeUploader) Active() []uploader.Transfer { return nil }
@@ -324,6 +339,13 @@ func TestConcurrentHooks(t *testing.T) {
 		if n := e.up.count(p); n != 1 {
 			t.Fatalf("%s uploaded %d times", p, n)
 		}
+	}
+	// Items that wait while the workers are busy are taken in batches.
+	e.up.mu.Lock()
+	batches := e.up.batches
+	e.up.mu.Unlock()
+	if batches > hooks/4 {
+		t.Errorf("%d items took %d batches; waiting items were not batched", hooks, batches)
 	}
 }
 

@@ -3,6 +3,7 @@ package uploader
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/nixs3q/nixs3q/nix"
 )
@@ -25,7 +26,7 @@ const (
 // upload starts and read-only afterwards (but for flights), so flights share
 // it freely.
 type plan struct {
-	root  string
+	roots []string
 	paths []string // sorted
 	infos map[string]*PathInfo
 	sps   map[string]nix.StorePath
@@ -36,13 +37,14 @@ type plan struct {
 	flights map[string]*flight
 }
 
-// newPlan indexes a closure and checks that it is one: every reference is a
-// member, root is a member, every hash is a sha256 NarHash, and references
-// other than self-references form no cycle (a cycle would make publishing in
-// reference order impossible).
-func newPlan(storeDir, root string, infos []PathInfo) (*plan, error) {
+// newPlan indexes the union of the closures of roots and checks that it is
+// closed: every reference is a member, every root is a member, every hash is
+// a sha256 NarHash, and references other than self-references form no cycle
+// (a cycle would make publishing in reference order impossible).
+func newPlan(storeDir string, roots []string, infos []PathInfo) (*plan, error) {
+	root := strings.Join(roots, ", ")
 	p := &plan{
-		root:  root,
+		roots: roots,
 		infos: make(map[string]*PathInfo, len(infos)),
 		sps:   make(map[string]nix.StorePath, len(infos)),
 		state: make(map[string]presenceState, len(infos)),
@@ -66,8 +68,10 @@ func newPlan(storeDir, root string, infos []PathInfo) (*plan, error) {
 		p.paths = append(p.paths, info.Path)
 	}
 	slices.Sort(p.paths)
-	if p.infos[root] == nil {
-		return nil, fmt.Errorf("uploader: closure of %s does not contain it", root)
+	for _, r := range roots {
+		if p.infos[r] == nil {
+			return nil, fmt.Errorf("uploader: closure of %s does not contain it", r)
+		}
 	}
 	for _, path := range p.paths {
 		for _, r := range p.infos[path].References {
@@ -93,7 +97,7 @@ func (p *plan) checkAcyclic() error {
 	visit = func(path string) error {
 		switch mark[path] {
 		case active:
-			return fmt.Errorf("uploader: closure of %s has a reference cycle through %s", p.root, path)
+			return fmt.Errorf("uploader: closure of %s has a reference cycle through %s", strings.Join(p.roots, ", "), path)
 		case finished:
 			return nil
 		}
@@ -114,6 +118,28 @@ func (p *plan) checkAcyclic() error {
 		}
 	}
 	return nil
+}
+
+// closure returns root and every path it references, directly or not.
+func (p *plan) closure(root string) []string {
+	seen := map[string]bool{root: true}
+	stack := []string{root}
+	for len(stack) > 0 {
+		path := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for _, r := range p.infos[path].References {
+			if !seen[r] {
+				seen[r] = true
+				stack = append(stack, r)
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for path := range seen {
+		out = append(out, path)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // missing returns the paths to upload, sorted.

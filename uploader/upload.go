@@ -4,12 +4,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
+	"sync"
 
 	"go.uber.org/zap"
 )
 
 // Upload publishes the closure of the store path root to the cache and
-// returns when every member is in the cache or has failed.
+// returns when every member is in the cache or has failed. It is UploadBatch
+// for one root.
+func (u *Uploader) Upload(ctx context.Context, root string) (Result, error) {
+	var res Result
+	var err error
+	u.UploadBatch(ctx, []string{root}, func(_ string, r Result, e error) { res, err = r, e })
+	return res, err
+}
+
+// UploadBatch publishes the closures of roots together: one metadata query
+// (nix path-info) for all of them, one lookup pass over the union of their
+// closures, and every missing path uploaded once. done is called exactly
+// once for each distinct root, from any goroutine, as soon as that root's
+// closure is published or has failed; UploadBatch returns after the last
+// call to done has returned.
 //
 // Members whose narinfo is already in the cache are skipped. A member fresh
 // in the presence cache is taken as present without a request, unless a
@@ -20,59 +37,120 @@ import (
 // against the store's NarHash and NarSize; a path's narinfo is written only
 // after the narinfos of all its references, so the cache is consistent for
 // Nix clients at every moment, whatever fails. Paths also needed by a
-// concurrent Upload call are uploaded once and waited for by both.
+// concurrent call are uploaded once and waited for by both.
 //
 // On failure the paths that could be published are published, the others
-// (and everything referring to them) are not, and the error names the failed
-// path, wrapping its cause for Classify: ErrPathGone when a path vanished
-// from the store, ErrHashMismatch when its contents do not match the store's
-// database, the cache's error otherwise. When ctx is done Upload returns
+// (and everything referring to them) are not, and a root's error names the
+// failed path, wrapping its cause for Classify: ErrPathGone when the root or
+// a member vanished from the store, ErrHashMismatch when contents do not
+// match the store's database, the cache's error otherwise. One root that is
+// gone does not fail the others. When ctx is done UploadBatch returns
 // promptly; uploads that no other call needs are cancelled, and a cancelled
 // NAR upload commits nothing.
-func (u *Uploader) Upload(ctx context.Context, root string) (Result, error) {
-	log := u.log.With(zap.String("root", root))
-	infos, err := u.src.PathInfo(ctx, []string{root}, true)
-	if err != nil {
-		return Result{}, fmt.Errorf("uploader: upload %s: %w", root, err)
+func (u *Uploader) UploadBatch(ctx context.Context, roots []string, done func(root string, res Result, err error)) {
+	roots = slices.Compact(slices.Sorted(slices.Values(roots)))
+	// A garbage-collected root would fail the batch's metadata query; take
+	// it out first.
+	var live []string
+	for _, r := range roots {
+		if _, err := os.Lstat(r); errors.Is(err, os.ErrNotExist) {
+			done(r, Result{}, fmt.Errorf("uploader: upload %s: %w", r, ErrPathGone))
+			continue
+		}
+		live = append(live, r)
 	}
-	p, err := newPlan(u.cfg.StoreDir, root, infos)
-	if err != nil {
-		return Result{}, err
+	if len(live) == 0 {
+		return
 	}
-	if err := u.lookup(ctx, p, log); err != nil {
-		return Result{}, fmt.Errorf("uploader: upload %s: %w", root, err)
+	log := u.log
+	if len(live) == 1 {
+		log = log.With(zap.String("root", live[0]))
+	}
+	infos, err := u.src.PathInfo(ctx, live, true)
+	if err != nil {
+		if len(live) > 1 && ctx.Err() == nil {
+			// Something about one root (a path on disk but not valid in the
+			// store, say) fails the whole query: go one by one, so that it
+			// fails alone.
+			log.Debug("batch metadata query failed; querying roots one by one", zap.Error(err))
+			for _, r := range live {
+				res, err := u.Upload(ctx, r)
+				done(r, res, err)
+			}
+			return
+		}
+		for _, r := range live {
+			done(r, Result{}, fmt.Errorf("uploader: upload %s: %w", r, err))
+		}
+		return
+	}
+	p, err := newPlan(u.cfg.StoreDir, live, infos)
+	if err == nil {
+		err = u.lookup(ctx, p, log)
+	}
+	if err != nil {
+		for _, r := range live {
+			done(r, Result{}, fmt.Errorf("uploader: upload %s: %w", r, err))
+		}
+		return
 	}
 	missing := p.missing()
-	res := Result{Skipped: len(p.paths) - len(missing)}
 	if len(missing) == 0 {
-		log.Debug("closure already in the cache", zap.Int("paths", len(p.paths)))
-		return res, nil
+		log.Debug("closures already in the cache", zap.Int("roots", len(live)), zap.Int("paths", len(p.paths)))
+	} else {
+		log.Info("uploading closures", zap.Int("roots", len(live)), zap.Int("paths", len(p.paths)), zap.Int("missing", len(missing)))
 	}
-	log.Info("uploading closure", zap.Int("paths", len(p.paths)), zap.Int("missing", len(missing)))
-
-	flights := make([]*flight, len(missing))
-	for i, path := range missing {
-		flights[i] = u.acquire(ctx, p, path)
+	flights := make(map[string]*flight, len(missing))
+	for _, path := range missing {
+		flights[path] = u.acquire(ctx, p, path)
 	}
 	defer func() {
 		for _, f := range flights {
 			u.release(f)
 		}
 	}()
-	for _, f := range flights {
+
+	// Each upload counts for the first root (in order) that needs it, so
+	// that results summed over roots count every upload once.
+	var mu sync.Mutex
+	counted := make(map[*flight]bool)
+	var wg sync.WaitGroup
+	for _, root := range live {
+		wg.Go(func() {
+			res, err := u.await(ctx, root, p, flights, &mu, counted)
+			done(root, res, err)
+		})
+	}
+	wg.Wait()
+}
+
+// await waits for the uploads root's closure needs and sums them up.
+func (u *Uploader) await(ctx context.Context, root string, p *plan, flights map[string]*flight, mu *sync.Mutex, counted map[*flight]bool) (Result, error) {
+	var res Result
+	var mine []*flight
+	for _, path := range p.closure(root) {
+		if f := flights[path]; f != nil {
+			mine = append(mine, f)
+		} else {
+			res.Skipped++
+		}
+	}
+	for _, f := range mine {
 		select {
 		case <-f.done:
 		case <-ctx.Done():
 			return res, fmt.Errorf("uploader: upload %s: %w", root, ctx.Err())
 		}
 	}
-
 	var failed []*flight
-	for _, f := range flights {
+	mu.Lock()
+	defer mu.Unlock()
+	for _, f := range mine {
 		switch {
 		case f.err != nil:
 			failed = append(failed, f)
-		case f.owner == p:
+		case f.owner == p && !counted[f]:
+			counted[f] = true
 			res.Uploaded++
 			res.Bytes += f.nar.fileSize
 			res.NarBytes += f.nar.narSize
@@ -86,9 +164,9 @@ func (u *Uploader) Upload(ctx context.Context, root string) (Result, error) {
 	return res, nil
 }
 
-// uploadError picks the error to report for a failed Upload: the root's when
-// it failed (it names the chain of references down to the cause), else the
-// first failure that is not merely a failed reference.
+// uploadError picks the error to report for a failed root: the root's own
+// when it failed (it names the chain of references down to the cause), else
+// the first failure that is not merely a failed reference.
 func uploadError(root string, failed []*flight) error {
 	var pick *flight
 	for _, f := range failed {
