@@ -9,6 +9,7 @@
 # It keeps its key, queue and socket in /tmp/nixs3q-try (NIXS3Q_TRY_DIR) and
 # the cache in /tmp/nix-cache (NIXS3Q_TRY_CACHE); run it again at will.
 set -euo pipefail
+umask 077 # the signing key lives in the try directory
 
 try_dir="${NIXS3Q_TRY_DIR:-/tmp/nixs3q-try}"
 cache_dir="${NIXS3Q_TRY_CACHE:-/tmp/nix-cache}"
@@ -18,10 +19,14 @@ if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold="" plain=""; fi
 say() { printf '\n%s==> %s%s\n' "$bold" "$*" "$plain"; }
 die() { printf 'try.sh: %s\n' "$*" >&2; exit 1; }
 
+[ -f "$repo/go.mod" ] && [ -d "$repo/cmd/nixs3q" ] || die "run me from a nixs3q checkout: $repo has no cmd/nixs3q"
 command -v go >/dev/null || die "Go is missing: install it from https://go.dev/dl/"
 command -v nix-store >/dev/null || die "Nix is missing: see https://nixos.org/download/"
 case "$try_dir$cache_dir" in *[[:space:]]*) die "paths with spaces are not supported" ;; esac
 mkdir -p "$try_dir" "$cache_dir"
+for d in "$try_dir" "$cache_dir"; do
+	[ -O "$d" ] || die "$d belongs to another user; set NIXS3Q_TRY_DIR and NIXS3Q_TRY_CACHE to directories of yours"
+done
 
 bin="$(mktemp -d "${TMPDIR:-/tmp}/nixs3q-bin.XXXXXX")"
 daemon_pid=""
