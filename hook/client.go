@@ -7,32 +7,35 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"time"
 )
 
 // Client is one connection to the daemon. Requests on it are answered in
 // order; it is not safe for concurrent use.
 type Client struct {
-	conn net.Conn
+	conn *unixConn
 	r    *bufio.Reader
 }
 
-// Dial connects to the daemon's socket. It honours ctx's deadline for the
-// connection attempt.
+// Dial connects to the daemon's socket, giving up at ctx's deadline. The
+// deadline then bounds every request on the connection; ctx's cancellation
+// without a deadline is not observed during a request.
 func Dial(ctx context.Context, socket string) (*Client, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", socket)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("hook: connect to %s: %w", socket, err)
+	}
+	deadline, _ := ctx.Deadline()
+	conn, err := dialUnix(socket, deadline)
 	if err != nil {
 		return nil, fmt.Errorf("hook: connect to %s: %w", socket, err)
 	}
 	return &Client{conn: conn, r: bufio.NewReaderSize(conn, 64<<10)}, nil
 }
 
-// Do sends req and waits for its response, bounded by ctx's deadline (and by
-// ctx's cancellation, which closes the connection). A response with OK false
-// is returned without error: it is the daemon's answer. An error means no
-// answer arrived, and the request may or may not have been carried out.
+// Do sends req and waits for its response, bounded by the deadline of the
+// context the Client was dialled with, or of ctx when it is earlier. A
+// response with OK false is returned without error: it is the daemon's
+// answer. An error means no answer arrived, and the request may or may not
+// have been carried out.
 func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 	if req.Version == 0 {
 		req.Version = Version
@@ -41,20 +44,18 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 	if err != nil {
 		return Response{}, err
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.conn.SetDeadline(dl)
-	} else {
-		_ = c.conn.SetDeadline(time.Time{})
+	if err := ctx.Err(); err != nil {
+		return Response{}, fmt.Errorf("hook: send: %w", err)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-
+	if dl, ok := ctx.Deadline(); ok && (c.conn.deadline.IsZero() || dl.Before(c.conn.deadline)) {
+		c.conn.deadline = dl
+	}
 	if _, err := c.conn.Write(line); err != nil {
-		return Response{}, fmt.Errorf("hook: send: %w", ctxErr(ctx, err))
+		return Response{}, fmt.Errorf("hook: send: %w", err)
 	}
 	b, err := ReadLine(c.r, MaxMessageSize)
 	if err != nil {
-		return Response{}, fmt.Errorf("hook: read reply: %w", ctxErr(ctx, err))
+		return Response{}, fmt.Errorf("hook: read reply: %w", err)
 	}
 	var resp Response
 	if err := json.Unmarshal(b, &resp); err != nil {
@@ -76,12 +77,7 @@ func Call(ctx context.Context, socket string, req Request) (Response, error) {
 	return c.Do(ctx, req)
 }
 
-func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("%w (%v)", ctx.Err(), err)
-	}
-	return err
-}
+var errEOF = io.EOF
 
 // ReadLine reads one newline-terminated line of at most max bytes (newline
 // included) and returns it without the newline. A longer line gives

@@ -2,8 +2,6 @@ package hook
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -74,10 +72,11 @@ func WriteSpool(dir string, paths []string) (string, error) {
 	if err := tmp.Close(); err != nil {
 		return "", fmt.Errorf("hook: spool: %w", err)
 	}
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
+	// The temporary name's random suffix, unique in dir, keeps the final
+	// name unique too; the time prefix orders files oldest first.
+	suffix := strings.TrimPrefix(filepath.Base(tmp.Name()), tmpPrefix)
 	name := filepath.Join(dir, strconv.FormatInt(time.Now().UnixNano(), 10)+"-"+
-		strconv.Itoa(os.Getpid())+"-"+hex.EncodeToString(rnd[:])+spoolSuffix)
+		strconv.Itoa(os.Getpid())+"-"+suffix+spoolSuffix)
 	if err := os.Rename(tmp.Name(), name); err != nil {
 		return "", fmt.Errorf("hook: spool: %w", err)
 	}
