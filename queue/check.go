@@ -19,7 +19,7 @@ import (
 // duration of a full scan: it is meant for tests and diagnostics.
 func (q *Queue) Check() error {
 	var errs []error
-	err := q.update("check", func(tx *bolt.Tx) error {
+	err := q.updateAlone("check", func(tx *bolt.Tx) error {
 		for err := range tx.Check() {
 			errs = append(errs, fmt.Errorf("bbolt: %w", err))
 		}

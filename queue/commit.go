@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -80,14 +81,28 @@ func (q *Queue) commitWaiting() {
 
 func (q *Queue) commitBatch(batch []*writeReq) {
 	err := q.db.Update(func(tx *bolt.Tx) error {
+		changed := false
 		for _, r := range batch {
 			r.wake = false
-			if err := r.apply(tx); err != nil {
+			switch err := r.apply(tx); {
+			case errors.Is(err, errNoChange):
+			case err != nil:
 				return err
+			default:
+				changed = true
 			}
+		}
+		if !changed {
+			return errNoChange // nothing to write: skip the commit and its fsync
 		}
 		return nil
 	})
+	if errors.Is(err, errNoChange) {
+		for _, r := range batch {
+			close(r.done)
+		}
+		return
+	}
 	if err != nil && len(batch) > 1 {
 		// One request's failure must not fail the others: commit each alone.
 		for _, r := range batch {

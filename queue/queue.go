@@ -250,9 +250,19 @@ func (q *Queue) signal() {
 // share commits, so under load it grows slower than the number of calls.
 func (q *Queue) Commits() uint64 { return q.commits.Load() }
 
-// update runs fn in a write transaction under the read side of q.mu.
-// errNoChange from fn rolls back and counts as success.
+// update applies fn in a write transaction shared, through the group
+// committer, with whatever other writes are waiting, so that a busy daemon's
+// claims and completions share fsyncs with the hook's enqueues instead of
+// queueing up one fsync each. errNoChange from fn means fn changed nothing
+// and counts as success; a round in which nothing changed rolls back
+// instead of committing.
 func (q *Queue) update(op string, fn func(tx *bolt.Tx) error) error {
+	return q.write(op, fn)
+}
+
+// updateAlone runs fn in a write transaction of its own, outside the group
+// committer. errNoChange from fn rolls back and counts as success.
+func (q *Queue) updateAlone(op string, fn func(tx *bolt.Tx) error) error {
 	q.mu.RLock()
 	defer q.mu.RUnlock()
 	if q.closed {
