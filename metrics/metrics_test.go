@@ -60,7 +60,12 @@ func TestMetricsExposeQueueAndObservations(t *testing.T) {
 			t.Errorf("scrape lacks %q", want)
 		}
 	}
-	line := grep(out, "nixs3q_queue_oldest_pending_seconds ")
+	var line string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "nixs3q_queue_oldest_pending_seconds ") {
+			line = l
+		}
+	}
 	age, err := strconv.ParseFloat(strings.TrimPrefix(line, "nixs3q_queue_oldest_pending_seconds "), 64)
 	if err != nil || age < 59 || age > 70 {
 		t.Errorf("oldest pending age %q, want about 60s", line)
