@@ -29,6 +29,7 @@ let
   ]
   ++ lib.optionals (cfg.compressionLevel != null) [ "--compression-level" cfg.compressionLevel ]
   ++ lib.optionals (cfg.metricsListen != null) [ "--metrics-listen" cfg.metricsListen ]
+  ++ builtins.concatMap (key: [ "--skip-signed-by" key ]) cfg.skipSignedBy
   ++ cfg.extraArgs;
 in
 {
@@ -135,6 +136,18 @@ in
       default = null;
       example = "127.0.0.1:9310";
       description = "Address to serve Prometheus metrics on at `/metrics`; null disables it.";
+    };
+
+    skipSignedBy = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "cache.nixos.org-1" ];
+      description = ''
+        Signing keys of upstream caches. Closure members signed by one of
+        them (typically everything substituted from cache.nixos.org) are not
+        uploaded; clients must then use that upstream cache as well. Empty:
+        the cache holds complete closures on its own.
+      '';
     };
 
     extraArgs = mkOption {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/nixs3q/nixs3q/nix"
@@ -56,6 +57,14 @@ type Config struct {
 	// cache has none. Priority defaults to 40.
 	Priority      int
 	WantMassQuery bool
+
+	// SkipSignedBy names signing keys of upstream caches (for example
+	// "cache.nixos.org-1"). A closure member whose store metadata carries
+	// a signature by one of them is not uploaded: clients get it from that
+	// upstream cache, and paths referring to it are still published. The
+	// cache then holds complete closures only together with the upstream
+	// cache, so clients must use both. Empty: upload every closure member.
+	SkipSignedBy []string
 }
 
 // DefaultConfig returns a Config with every default filled in, including
@@ -120,6 +129,11 @@ func (c Config) Validate() error {
 	}
 	if c.Priority < 0 {
 		return errors.New("uploader: priority must not be negative")
+	}
+	for _, k := range c.SkipSignedBy {
+		if k == "" || strings.ContainsAny(k, ": \t\n") {
+			return fmt.Errorf("uploader: upstream key name %q is not a key name (want e.g. cache.nixos.org-1)", k)
+		}
 	}
 	return nil
 }

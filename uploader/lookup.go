@@ -3,6 +3,8 @@ package uploader
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"go.uber.org/zap"
@@ -16,14 +18,22 @@ import (
 // presence cache and uploaded like any other missing path. A failing
 // presence cache is logged and bypassed; a failing lookup fails the call.
 func (u *Uploader) lookup(ctx context.Context, p *plan, log *zap.Logger) error {
-	toAsk := p.paths
-	if u.presence != nil {
-		fresh, err := u.presence.PresentFresh(p.keys(p.paths), u.cfg.PresenceTTL)
+	var own []string
+	for _, path := range p.paths {
+		if u.upstream(p.infos[path]) {
+			p.state[path] = stateUpstream
+		} else {
+			own = append(own, path)
+		}
+	}
+	toAsk := own
+	if u.presence != nil && len(own) > 0 {
+		fresh, err := u.presence.PresentFresh(p.keys(own), u.cfg.PresenceTTL)
 		if err != nil {
 			log.Warn("presence cache unreadable; looking up every path", zap.Error(err))
 		} else {
 			toAsk = nil
-			for _, path := range p.paths {
+			for _, path := range own {
 				if fresh[narinfoKey(p.sps[path])] {
 					p.state[path] = stateCached
 				} else {
@@ -78,6 +88,18 @@ func (u *Uploader) lookup(ctx context.Context, p *plan, log *zap.Logger) error {
 			}
 		}
 	}
+}
+
+// upstream reports whether info carries a signature by one of the keys
+// named in Config.SkipSignedBy.
+func (u *Uploader) upstream(info *PathInfo) bool {
+	for _, sig := range info.Sigs {
+		name, _, ok := strings.Cut(sig, ":")
+		if ok && slices.Contains(u.cfg.SkipSignedBy, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // markPresent records keys in the presence cache. Failure only costs lookups

@@ -20,6 +20,9 @@ const (
 	// path is confirmed by a lookup before anything referring to it is
 	// published, so a stale entry never hides a missing reference.
 	stateCached
+	// stateUpstream: signed by an upstream cache's key (Config.SkipSignedBy);
+	// clients fetch it from there, so it is neither looked up nor uploaded.
+	stateUpstream
 )
 
 // plan is one Upload call's view of a closure. It is built before any

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +25,7 @@ type daemonFlags struct {
 	store, secretKeyFile, stateDir, socket, compression, allowGroup string
 	storeDir, nixBin, logLevel, logFormat, metricsListen            string
 	workers, compressionLevel, maxAttempts                          int
+	skipSignedBy                                                    listFlag
 	presenceTTL, shutdownGrace                                      time.Duration
 }
 
@@ -43,6 +45,7 @@ func runDaemon(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight uploads may finish after SIGTERM")
 	fs.StringVar(&f.storeDir, "store-dir", nix.DefaultStoreDir, "the Nix store directory")
 	fs.StringVar(&f.nixBin, "nix", "nix", "the nix command used to read store metadata")
+	fs.Var(&f.skipSignedBy, "skip-signed-by", "do not upload closure members signed by this upstream cache key, e.g. cache.nixos.org-1 (repeatable or comma-separated); clients fetch them from that cache")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9310 (off by default)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "auto", "console, json, or auto (console on a terminal, json otherwise)")
@@ -58,6 +61,20 @@ func runDaemon(ctx context.Context, args []string) error {
 	}
 	defer log.Sync() //nolint:errcheck // nothing useful to do if stderr is gone
 	return serveDaemon(ctx, f, log)
+}
+
+// listFlag collects a repeatable, comma-separated flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*l = append(*l, part)
+		}
+	}
+	return nil
 }
 
 func envOr(key, def string) string {
@@ -102,6 +119,7 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 		PresenceTTL:      f.presenceTTL,
 		Priority:         spec.Priority,
 		WantMassQuery:    spec.WantMassQuery,
+		SkipSignedBy:     f.skipSignedBy,
 	}
 	if err := ucfg.Validate(); err != nil {
 		return &exitError{2, err}

@@ -143,7 +143,7 @@ func TestModuleConfig(t *testing.T) {
 				"--compression": "zstd", "--allow-group": "nixs3q", "--max-attempts": "8",
 				"--shutdown-grace": "10s", "--log-level": "info", "--log-format": "json",
 			},
-			absentFlags: []string{"--compression-level", "--metrics-listen"},
+			absentFlags: []string{"--compression-level", "--metrics-listen", "--skip-signed-by"},
 		},
 		{
 			name: "every option, and characters systemd would expand",
@@ -152,12 +152,13 @@ func TestModuleConfig(t *testing.T) {
 				"compression": "xz", "compressionLevel": 9, "allowGroup": "wheel", "maxAttempts": 3,
 				"shutdownGrace": 30, "logLevel": "debug", "metricsListen": "127.0.0.1:9310",
 				"environmentFile": "/run/keys/aws.env", "extraArgs": []string{"--presence-ttl", "30m"},
+				"skipSignedBy": []string{"cache.nixos.org-1"},
 			}),
 			wantFlags: map[string]string{
 				"--store":   "s3://cache?endpoint=http://minio:9000&region=us-east-1&x=%41$HOME %d",
 				"--workers": "16", "--compression": "xz", "--compression-level": "9", "--allow-group": "wheel",
 				"--max-attempts": "3", "--shutdown-grace": "30s", "--log-level": "debug",
-				"--metrics-listen": "127.0.0.1:9310", "--presence-ttl": "30m",
+				"--metrics-listen": "127.0.0.1:9310", "--presence-ttl": "30m", "--skip-signed-by": "cache.nixos.org-1",
 			},
 		},
 		{name: "hook disabled", cfg: with(map[string]any{"enableHook": false}), noHook: true},
