@@ -100,19 +100,24 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info("daemon ready", zap.String("socket", d.addr), zap.Int("workers", d.cfg.Workers), zap.String("store", d.cfg.StoreName))
 
 	var bg sync.WaitGroup
-	bg.Add(1)
+	bg.Add(2)
 	go func() {
 		defer bg.Done()
 		d.spoolLoop(ctx)
 	}()
+	go func() {
+		// Intake stops as soon as shutdown begins: close the listener, so
+		// that hooks spool from now on, then finish the open requests,
+		// while in-flight uploads use their grace period.
+		defer bg.Done()
+		<-ctx.Done()
+		l.Close()
+		stopServe()
+		serveDone.Wait()
+		d.conns.Wait()
+	}()
 
 	d.schedule(ctx)
-
-	// Intake stops first: close the listener, then finish open requests.
-	l.Close()
-	stopServe()
-	serveDone.Wait()
-	d.conns.Wait()
 	bg.Wait()
 	d.log.Info("daemon stopped")
 	return nil
@@ -151,7 +156,10 @@ func (d *Daemon) schedule(ctx context.Context) {
 					defer wg.Done()
 					d.process(workCtx, items)
 					<-sem
-					done <- struct{}{}
+					select { // a wake-up hint; one pending is enough
+					case done <- struct{}{}:
+					default:
+					}
 				}(items)
 			}
 		}

@@ -532,3 +532,70 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("defaults invalid: %v", err)
 	}
 }
+
+// Shutdown while workers finish in quick succession must not hang: a
+// worker's wake-up for the scheduler never blocks once the scheduler has
+// stopped listening.
+func TestShutdownWhileBusyDoesNotHang(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		up := &fakeUploader{fn: func(ctx context.Context, root string) (uploader.Result, error) {
+			time.Sleep(time.Millisecond)
+			return uploader.Result{Uploaded: 1}, nil
+		}}
+		e := start(t, up, func(c *Config, _ *queue.Config) { c.Workers = 3; c.BatchSize = 1 })
+		var paths []string
+		for i := 0; i < 30; i++ {
+			paths = append(paths, e.storePath(fmt.Sprintf("p%d-%d", round, i)))
+		}
+		for _, p := range paths {
+			if resp := e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{p}}); !resp.OK {
+				t.Fatalf("enqueue: %+v", resp)
+			}
+		}
+		time.Sleep(time.Duration(round%5) * time.Millisecond)
+		begin := time.Now()
+		e.stop() // fails the test if Run does not return within 10s
+		if took := time.Since(begin); took > 5*time.Second {
+			t.Fatalf("round %d: shutdown took %v", round, took)
+		}
+	}
+}
+
+// Once shutdown begins the socket is closed at once, even while uploads
+// use their grace period, so hooks spool instead of waiting.
+func TestShutdownClosesSocketFirst(t *testing.T) {
+	started := make(chan struct{}, 1)
+	up := &fakeUploader{fn: func(ctx context.Context, root string) (uploader.Result, error) {
+		started <- struct{}{}
+		time.Sleep(500 * time.Millisecond) // within the grace: finishes normally
+		return uploader.Result{Uploaded: 1}, nil
+	}}
+	e := start(t, up, func(c *Config, _ *queue.Config) { c.ShutdownGrace = 2 * time.Second })
+	p := e.storePath("slow")
+	e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{p}})
+	<-started
+	e.cancel()
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for {
+		if _, err := os.Stat(e.socket); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("socket still open during the shutdown grace")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.cancel = func() {}
+	select {
+	case err := <-e.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not stop")
+	}
+	e.cancel = nil
+	if it, ok, _ := e.q.Get(p); ok {
+		t.Fatalf("upload within the grace was not recorded: %+v", it)
+	}
+}

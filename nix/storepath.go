@@ -130,8 +130,10 @@ func splitBase(base string) (StorePath, string) {
 	if len(name) > maxNameLen {
 		return StorePath{}, fmt.Sprintf("has a name of %d characters, longer than %d", len(name), maxNameLen)
 	}
-	if name[0] == '.' {
-		return StorePath{}, "has a name starting with '.'"
+	// As Nix's checkName: a leading '.' is fine (".envrc"), but the first
+	// dash-separated component must not be "." or "..".
+	if first, _, _ := strings.Cut(name, "-"); first == "." || first == ".." {
+		return StorePath{}, fmt.Sprintf("has a name whose first component is %q", first)
 	}
 	for i := 0; i < len(name); i++ {
 		if !validNameChar(name[i]) {

@@ -14,6 +14,8 @@ func TestParseStorePathValid(t *testing.T) {
 		{"/nix/store", "/nix/store/" + testHash + "-a", "a"},
 		{"/nix/store", "/nix/store/" + testHash + "-A+b-c._?=9", "A+b-c._?=9"},
 		{"/nix/store", "/nix/store/" + testHash + "--leading-dash", "-leading-dash"},
+		{"/nix/store", "/nix/store/" + testHash + "-.envrc", ".envrc"},
+		{"/nix/store", "/nix/store/" + testHash + "-..foo", "..foo"},
 		{"/nix/store", "/nix/store/" + testHash + "-" + strings.Repeat("x", 211), strings.Repeat("x", 211)},
 		{"/srv/other-store", "/srv/other-store/" + testHash + "-foo-1.0", "foo-1.0"},
 	} {
@@ -60,7 +62,10 @@ func TestParseStorePathInvalid(t *testing.T) {
 		{"name space", "/nix/store", good + " bar", "invalid character ' ' in its name"},
 		{"name unicode", "/nix/store", good + "é", "invalid character"},
 		{"name at", "/nix/store", good + "@1", "invalid character '@' in its name"},
-		{"leading dot", "/nix/store", "/nix/store/" + testHash + "-.foo", "starting with '.'"},
+		{"name is .", "/nix/store", "/nix/store/" + testHash + "-.", `first component is "."`},
+		{"name is ..", "/nix/store", "/nix/store/" + testHash + "-..", `first component is ".."`},
+		{"name starts with .-", "/nix/store", "/nix/store/" + testHash + "-.-foo", `first component is "."`},
+		{"name starts with ..-", "/nix/store", "/nix/store/" + testHash + "-..-foo", `first component is ".."`},
 		{"too long", "/nix/store", "/nix/store/" + testHash + "-" + strings.Repeat("x", 212), "longer than 211"},
 		{"bad store dir", "nix/store", good, "clean absolute store directory"},
 	} {
@@ -87,7 +92,7 @@ func TestStorePathErrorMessage(t *testing.T) {
 }
 
 func TestStorePathFromBaseInvalid(t *testing.T) {
-	for _, base := range []string{"", "foo", testHash + "-foo/bar", "../" + testHash + "-foo", testHash + "-.x", testHash} {
+	for _, base := range []string{"", "foo", testHash + "-foo/bar", "../" + testHash + "-foo", testHash + "-.-x", testHash} {
 		if _, err := StorePathFromBase("/nix/store", base); !errors.Is(err, ErrInvalidStorePath) {
 			t.Errorf("StorePathFromBase(%q) error = %v, want ErrInvalidStorePath", base, err)
 		}
