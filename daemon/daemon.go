@@ -36,8 +36,13 @@ type Daemon struct {
 
 	mu     sync.Mutex
 	active map[string]queue.Item // leased items being processed
-	ready  chan struct{}
-	addr   string
+	// lastSuccess is when an upload last succeeded; failedSince says an
+	// item ran out of attempts on a transient error since then (or since
+	// start-up, for failures recorded before it).
+	lastSuccess time.Time
+	failedSince bool
+	ready       chan struct{}
+	addr        string
 }
 
 // New checks cfg and prepares a daemon around an open queue and an uploader.
@@ -60,6 +65,8 @@ func New(cfg Config, q *queue.Queue, up Uploader, log *zap.Logger) (*Daemon, err
 		rate:   newRateMeter(30 * time.Second),
 		active: make(map[string]queue.Item),
 		ready:  make(chan struct{}),
+
+		failedSince: true,
 	}, nil
 }
 
@@ -244,6 +251,7 @@ func (d *Daemon) record(ctx context.Context, it queue.Item, res uploader.Result,
 			zap.Int64("bytes", res.Bytes), zap.Duration("took", took))
 		err = d.q.Complete(it.Path, queue.Outcome{Uploaded: res.Uploaded, Skipped: res.Skipped, Bytes: res.Bytes})
 		d.cfg.Metrics.Uploaded(took, it.EnqueuedAt, res.NarBytes, res.Uploaded+res.Skipped)
+		d.reviveAfterOutage()
 	case errors.Is(err, uploader.ErrPathGone):
 		log.Warn("dropped: path vanished before upload", zap.Error(err))
 		err = d.q.Complete(it.Path, queue.Outcome{Dropped: true, Detail: err.Error()})
@@ -260,6 +268,11 @@ func (d *Daemon) record(ctx context.Context, it queue.Item, res uploader.Result,
 		item, err = d.q.Fail(it.Path, msg, queue.FailOptions{Permanent: c.Permanent, RetryAfter: c.RetryAfter})
 		if err == nil {
 			d.cfg.Metrics.Failed(c.Code, item.State == queue.Failed)
+			if item.State == queue.Failed && !c.Permanent {
+				d.mu.Lock()
+				d.failedSince = true
+				d.mu.Unlock()
+			}
 			if item.State == queue.Failed {
 				log.Error("upload failed; moved to the failed list", zap.String("error", msg), zap.Int("attempts", item.Attempts))
 			} else {
@@ -269,6 +282,28 @@ func (d *Daemon) record(ctx context.Context, it queue.Item, res uploader.Result,
 	}
 	if err != nil {
 		log.Error("recording the outcome failed", zap.Error(err))
+	}
+}
+
+// reviveAfterOutage runs after a successful upload. Items that used up
+// their attempts on transient errors since the previous success most likely
+// failed because the cache was unreachable; now that it answers, they go
+// back to pending instead of waiting for a manual retry. A path that fails
+// transiently while others succeed is not revived.
+func (d *Daemon) reviveAfterOutage() {
+	d.mu.Lock()
+	since, revive := d.lastSuccess, d.failedSince
+	d.lastSuccess, d.failedSince = time.Now(), false
+	d.mu.Unlock()
+	if !revive {
+		return
+	}
+	n, err := d.q.RetryTransient(since)
+	switch {
+	case err != nil:
+		d.log.Warn("cannot requeue items that failed during an outage", zap.Error(err))
+	case n > 0:
+		d.log.Info("uploads succeed again: requeued items that failed transiently meanwhile", zap.Int("count", n))
 	}
 }
 

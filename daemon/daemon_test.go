@@ -599,3 +599,35 @@ func TestShutdownClosesSocketFirst(t *testing.T) {
 		t.Fatalf("upload within the grace was not recorded: %+v", it)
 	}
 }
+
+// Paths that use up their attempts while the cache is unreachable go back to
+// pending by themselves once uploads succeed again; a permanent failure
+// stays in the failed list.
+func TestOutageFailuresRevivedWhenCacheReturns(t *testing.T) {
+	var mu sync.Mutex
+	down := true
+	up := &fakeUploader{fn: func(ctx context.Context, root string) (uploader.Result, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if strings.HasSuffix(root, "-denied") {
+			return uploader.Result{}, fmt.Errorf("put: %w", uploader.ErrHashMismatch)
+		}
+		if down {
+			return uploader.Result{}, errors.New("dial tcp 127.0.0.1:9000: connection refused")
+		}
+		return uploader.Result{Uploaded: 1}, nil
+	}}
+	e := start(t, up)
+	a, b, denied := e.storePath("a"), e.storePath("b"), e.storePath("denied")
+	e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{a, b, denied}})
+	e.waitFor("all three failed", func(s *hook.Status) bool { return s.Failed == 3 })
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	c := e.storePath("c")
+	e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{c}})
+	st := e.waitFor("outage failures uploaded", func(s *hook.Status) bool { return s.Completed == 3 && s.Failed == 1 })
+	if len(st.Failures) != 1 || st.Failures[0].Path != denied {
+		t.Fatalf("failed list %+v, want only the permanent failure", st.Failures)
+	}
+}

@@ -103,5 +103,7 @@ func requeued(it Item, now time.Time) Item {
 	it.EnqueuedAt = now
 	it.NextAttempt = now
 	it.LeasedAt = time.Time{}
+	it.FailedAt = time.Time{}
+	it.Permanent = false
 	return it
 }

@@ -34,9 +34,20 @@ type Item struct {
 	LeasedAt time.Time
 	// LastError is the cause given to the most recent Fail.
 	LastError string
+	// FailedAt is when the most recent Fail happened; zero if none.
+	FailedAt time.Time
+	// Permanent says the most recent Fail was permanent (retrying cannot
+	// help until someone fixes something), as opposed to transient.
+	Permanent bool
 }
 
-const itemEncodingV1 = 1
+// Item encodings: v1 lacks FailedAt and Permanent, which v2 adds.
+const (
+	itemEncodingV1 = 1
+	itemEncodingV2 = 2
+)
+
+const flagPermanent = 1
 
 func (s State) code() byte {
 	switch s {
@@ -66,16 +77,22 @@ func stateOf(code byte) (State, bool) {
 // second byte is the state so scans can filter without a full decode.
 func encodeItem(it Item) []byte {
 	b := make([]byte, 0, 2+4*binary.MaxVarintLen64+len(it.LastError))
-	b = append(b, itemEncodingV1, it.State.code())
+	b = append(b, itemEncodingV2, it.State.code())
 	b = binary.AppendUvarint(b, uint64(it.Attempts))
 	b = binary.AppendVarint(b, nanos(it.EnqueuedAt))
 	b = binary.AppendVarint(b, nanos(it.NextAttempt))
 	b = binary.AppendVarint(b, nanos(it.LeasedAt))
+	b = binary.AppendVarint(b, nanos(it.FailedAt))
+	var flags byte
+	if it.Permanent {
+		flags |= flagPermanent
+	}
+	b = append(b, flags)
 	return append(b, it.LastError...)
 }
 
 func decodeItem(path string, b []byte) (Item, error) {
-	if len(b) < 2 || b[0] != itemEncodingV1 {
+	if len(b) < 2 || (b[0] != itemEncodingV1 && b[0] != itemEncodingV2) {
 		return Item{}, fmt.Errorf("item %s: unknown encoding", path)
 	}
 	st, ok := stateOf(b[1])
@@ -90,13 +107,24 @@ func decodeItem(path string, b []byte) (Item, error) {
 	}
 	it.Attempts = int(attempts)
 	rest = rest[n:]
-	for _, dst := range []*time.Time{&it.EnqueuedAt, &it.NextAttempt, &it.LeasedAt} {
+	times := []*time.Time{&it.EnqueuedAt, &it.NextAttempt, &it.LeasedAt}
+	if b[0] == itemEncodingV2 {
+		times = append(times, &it.FailedAt)
+	}
+	for _, dst := range times {
 		v, n := binary.Varint(rest)
 		if n <= 0 {
 			return Item{}, fmt.Errorf("item %s: bad time", path)
 		}
 		*dst = fromNanos(v)
 		rest = rest[n:]
+	}
+	if b[0] == itemEncodingV2 {
+		if len(rest) == 0 {
+			return Item{}, fmt.Errorf("item %s: missing flags", path)
+		}
+		it.Permanent = rest[0]&flagPermanent != 0
+		rest = rest[1:]
 	}
 	it.LastError = string(rest)
 	return it, nil

@@ -111,6 +111,8 @@ func (q *Queue) Fail(path string, cause string, opt FailOptions) (Item, error) {
 		it.Attempts++
 		it.LastError = truncate(cause, maxErrorLen)
 		it.LeasedAt = time.Time{}
+		it.FailedAt = now
+		it.Permanent = opt.Permanent
 		d := deltas{}
 		if opt.Permanent || it.Attempts >= q.cfg.MaxAttempts {
 			it.State = Failed
@@ -183,6 +185,36 @@ func (q *Queue) Release(paths []string) error {
 // that is not failed is ignored and not counted. The change is fsynced
 // before Retry returns.
 func (q *Queue) Retry(paths []string) (int, error) {
+	n, err := q.move("retry", paths, Failed, requeued)
+	if n > 0 {
+		q.signal()
+	}
+	return n, err
+}
+
+// RetryTransient moves back to pending, like Retry, every failed item whose
+// last failure was transient and happened at or after since. The daemon
+// calls it when uploads succeed again after an outage, so that paths that
+// used up their attempts while the cache was unreachable are not left in
+// the failed list. Items that failed permanently stay.
+func (q *Queue) RetryTransient(since time.Time) (int, error) {
+	var paths []string
+	err := q.view("retry transient", func(tx *bolt.Tx) error {
+		items, err := scanItems(tx, Failed, 0)
+		for _, it := range items {
+			if !it.Permanent && !it.FailedAt.Before(since) {
+				paths = append(paths, it.Path)
+			}
+		}
+		return err
+	})
+	if err != nil || len(paths) == 0 {
+		return 0, err
+	}
+	return q.retryNamed(paths)
+}
+
+func (q *Queue) retryNamed(paths []string) (int, error) {
 	n, err := q.move("retry", paths, Failed, requeued)
 	if n > 0 {
 		q.signal()

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"encoding/binary"
 	"errors"
 	"slices"
 	"testing"
@@ -272,5 +273,66 @@ func TestNotify(t *testing.T) {
 		if got := notified(); got != s.want {
 			t.Errorf("%s: notified=%v, want %v", s.name, got, s.want)
 		}
+	}
+}
+
+// After an outage, items whose attempts ran out on transient failures since
+// a given time go back to pending; permanent failures and older ones stay.
+func TestRetryTransient(t *testing.T) {
+	clk := newClock()
+	q := openTest(t, Config{Now: clk.Now, MaxAttempts: 1})
+	enqueue(t, q, "/nix/store/old", "/nix/store/outage1", "/nix/store/outage2", "/nix/store/denied")
+	claim(t, q, 4)
+	if _, err := q.Fail("/nix/store/old", "reset", FailOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Hour)
+	since := clk.Now()
+	for _, p := range []string{"/nix/store/outage1", "/nix/store/outage2"} {
+		it, err := q.Fail(p, "connection refused", FailOptions{})
+		if err != nil || it.State != Failed || it.Permanent || !it.FailedAt.Equal(since) {
+			t.Fatalf("fail %s: %+v %v", p, it, err)
+		}
+	}
+	if it, err := q.Fail("/nix/store/denied", "access denied", FailOptions{Permanent: true}); err != nil || !it.Permanent {
+		t.Fatalf("permanent fail: %+v %v", it, err)
+	}
+	n, err := q.RetryTransient(since)
+	if err != nil || n != 2 {
+		t.Fatalf("RetryTransient = %d, %v; want 2", n, err)
+	}
+	for p, want := range map[string]State{"/nix/store/old": Failed, "/nix/store/outage1": Pending, "/nix/store/outage2": Pending, "/nix/store/denied": Failed} {
+		it := mustGet(t, q, p)
+		if it.State != want {
+			t.Errorf("%s: %s, want %s", p, it.State, want)
+		}
+		if it.State == Pending && (it.Attempts != 0 || !it.FailedAt.IsZero() || it.Permanent) {
+			t.Errorf("%s retried but kept its failure: %+v", p, it)
+		}
+	}
+	if n, err := q.RetryTransient(time.Time{}); err != nil || n != 1 {
+		t.Fatalf("RetryTransient(zero) = %d, %v; want the old transient one", n, err)
+	}
+}
+
+// Items written in the first encoding still decode after the upgrade.
+func TestDecodeItemV1(t *testing.T) {
+	enq := time.Unix(1700000000, 5)
+	b := []byte{itemEncodingV1, Failed.code()}
+	b = binary.AppendUvarint(b, 3)
+	b = binary.AppendVarint(b, enq.UnixNano())
+	b = binary.AppendVarint(b, 0)
+	b = binary.AppendVarint(b, 0)
+	b = append(b, "boom"...)
+	it, err := decodeItem("/nix/store/x", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it.State != Failed || it.Attempts != 3 || !it.EnqueuedAt.Equal(enq) || it.LastError != "boom" || it.Permanent || !it.FailedAt.IsZero() {
+		t.Fatalf("decoded %+v", it)
+	}
+	round, err := decodeItem("/nix/store/x", encodeItem(Item{Path: "/nix/store/x", State: Failed, Attempts: 2, FailedAt: enq, Permanent: true, LastError: "denied"}))
+	if err != nil || !round.Permanent || !round.FailedAt.Equal(enq) || round.LastError != "denied" {
+		t.Fatalf("v2 round trip %+v %v", round, err)
 	}
 }
