@@ -41,6 +41,7 @@ type Class struct {
 var reasonCodes = map[string]string{
 	reasonHashMismatch: "hash_mismatch",
 	reasonPathGone:     "path_gone",
+	reasonStoreDir:     "store_dir",
 	reasonCanceled:     "canceled",
 	reasonAccessDenied: "access_denied",
 	reasonNoBucket:     "no_bucket",
@@ -67,6 +68,7 @@ var reasonCodes = map[string]string{
 // Reasons shown to users, one per cause.
 const (
 	reasonHashMismatch = "the store path's contents do not match the NarHash in the Nix database: repair it with nix-store --verify --check-contents --repair"
+	reasonStoreDir     = "the cache's nix-cache-info names another store directory: use another bucket or directory for this store"
 	reasonPathGone     = "the store path is no longer valid in the Nix store (garbage-collected?): rebuild it, or keep it with a GC root, and push again"
 	reasonCanceled     = "the upload was cancelled (daemon stopping); it is retried later"
 	reasonAccessDenied = "access denied writing to the bucket: check the credentials' s3:PutObject permission"
@@ -118,6 +120,9 @@ func classify(err error) Class {
 	}
 	if errors.Is(err, ErrPathGone) {
 		return permanent(reasonPathGone)
+	}
+	if errors.Is(err, ErrStoreDirMismatch) {
+		return permanent(reasonStoreDir)
 	}
 	if errors.Is(err, context.Canceled) {
 		return transient(reasonCanceled)

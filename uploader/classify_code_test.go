@@ -22,6 +22,9 @@ func TestEveryReasonHasACode(t *testing.T) {
 	if c := Classify(fmt.Errorf("x: %w", ErrHashMismatch)); c.Code != "hash_mismatch" || !c.Permanent {
 		t.Errorf("hash mismatch = %+v", c)
 	}
+	if c := Classify(fmt.Errorf("x: %w", ErrStoreDirMismatch)); c.Code != "store_dir" || !c.Permanent {
+		t.Errorf("store dir mismatch = %+v", c)
+	}
 	if len(seen) < 15 {
 		t.Errorf("only %d distinct codes", len(seen))
 	}

@@ -84,8 +84,10 @@ func envOr(key, def string) string {
 	return def
 }
 
-// serveDaemon checks the whole configuration before it touches anything, then
-// runs the daemon until ctx is cancelled.
+// serveDaemon checks the flags, the store URL and the key before it touches
+// anything, then opens the queue and checks the cache, and runs the daemon
+// until ctx is cancelled. Configuration errors, including a cache that is
+// permanently unusable, exit with status 2.
 func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 	if f.store == "" {
 		return &exitError{2, errors.New("--store is required, e.g. --store 's3://my-cache?region=eu-west-1' or --store file:///var/cache/nix")}
@@ -252,10 +254,7 @@ func checkCache(ctx context.Context, up *uploader.Uploader, log *zap.Logger) err
 	}
 	c := uploader.Classify(err)
 	if c.Permanent {
-		if c.Reason != "" {
-			return fmt.Errorf("%s: %w", c.Reason, err)
-		}
-		return err
+		return &exitError{2, fmt.Errorf("%s: %w", c.Reason, err)}
 	}
 	log.Warn("cache not reachable yet; queueing anyway and retrying uploads later", zap.Error(err))
 	return errCacheUnreachable

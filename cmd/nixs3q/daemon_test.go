@@ -419,3 +419,34 @@ func TestClientsWithoutDaemon(t *testing.T) {
 		}
 	}
 }
+
+// A cache made for another store directory is a configuration error: the
+// daemon refuses to start with status 2 and says why, and writes nothing
+// into the cache.
+func TestDaemonRefusesCacheOfAnotherStore(t *testing.T) {
+	dir := t.TempDir()
+	keyFile, _ := writeKey(t, dir)
+	cache := filepath.Join(dir, "cache")
+	os.MkdirAll(cache, 0o755)
+	info := "StoreDir: /gnu/store\nWantMassQuery: 1\nPriority: 40\n"
+	os.WriteFile(filepath.Join(cache, "nix-cache-info"), []byte(info), 0o644)
+	out, err := run(t, os.Environ(), "daemon", "--store", "file://"+cache, "--secret-key-file", keyFile,
+		"--state-dir", filepath.Join(dir, "state"), "--socket", filepath.Join(dir, "s.sock"))
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 2 || !strings.Contains(out, "another store directory") {
+		t.Fatalf("exit %v, output %q; want status 2 naming the store directory", err, out)
+	}
+	var files []string
+	filepath.WalkDir(cache, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if len(files) != 1 {
+		t.Fatalf("the cache was written to: %v", files)
+	}
+	if b, _ := os.ReadFile(filepath.Join(cache, "nix-cache-info")); string(b) != info {
+		t.Fatalf("nix-cache-info changed: %q", b)
+	}
+}
