@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -238,6 +239,15 @@ func Open(ctx context.Context, spec Spec, log *zap.Logger) (uploader.Cache, erro
 // authority), nor that of an endpoint parameter, safe to log, also when raw
 // does not parse as a URL.
 func Redact(raw string) string {
+	return userinfo.ReplaceAllString(redact(raw), "$1")
+}
+
+// userinfo matches what looks like credentials before an '@' anywhere in a
+// URL, also in parts url.Parse could not make sense of (a badly escaped
+// query, say), so that Redact removes them whatever the URL's shape.
+var userinfo = regexp.MustCompile(`(//|=|^)[^/?#&=@]*@`)
+
+func redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err == nil {
 		u.User = nil

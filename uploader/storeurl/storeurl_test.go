@@ -143,4 +143,17 @@ func TestRedact(t *testing.T) {
 			t.Errorf("Redact(%q) = %q, want %q", tc.raw, got, tc.want)
 		}
 	}
+	// A badly escaped query hides its credentials from url.Parse; they
+	// must still never come out, of Redact or of Parse's error.
+	for _, raw := range []string{
+		"s3://b?endpoint=http://AK:TOP%zzSECRET@host",
+		"s3://b?region=x&endpoint=http://AK:TOPSECRET@host&bad=%zz",
+	} {
+		if got := storeurl.Redact(raw); strings.Contains(got, "SECRET") {
+			t.Errorf("Redact(%q) = %q", raw, got)
+		}
+		if _, err := storeurl.Parse(raw); err == nil || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("Parse(%q) error = %v", raw, err)
+		}
+	}
 }
