@@ -370,9 +370,15 @@ func TestSpoolIngestedAtStartAndWhileRunning(t *testing.T) {
 	if _, err := hook.WriteSpool(hook.SpoolDir(stateDir), []string{late}); err != nil {
 		t.Fatal(err)
 	}
+	if st := e.status(); st.Spooled > 1 {
+		t.Fatalf("status counts %d spool files, want at most the one just written", st.Spooled)
+	}
 	e.waitFor("the late spool file", func(s *hook.Status) bool { return s.Completed == 2 })
 	if files, _ := hook.ListSpool(hook.SpoolDir(stateDir)); len(files) != 0 {
 		t.Fatalf("ingested spool files left behind: %v", files)
+	}
+	if st := e.status(); st.Spooled != 0 {
+		t.Fatalf("status counts %d spool files after ingestion", st.Spooled)
 	}
 }
 
@@ -629,5 +635,18 @@ func TestOutageFailuresRevivedWhenCacheReturns(t *testing.T) {
 	st := e.waitFor("outage failures uploaded", func(s *hook.Status) bool { return s.Completed == 3 && s.Failed == 1 })
 	if len(st.Failures) != 1 || st.Failures[0].Path != denied {
 		t.Fatalf("failed list %+v, want only the permanent failure", st.Failures)
+	}
+}
+
+// Spool files not yet read count in the status, so that `nixs3q wait` does
+// not return before what a hook spooled is queued.
+func TestStatusCountsUnreadSpool(t *testing.T) {
+	e := start(t, &fakeUploader{}, func(c *Config, _ *queue.Config) { c.SpoolInterval = time.Hour })
+	p := e.storePath("spooled")
+	if _, err := hook.WriteSpool(hook.SpoolDir(e.stateDir), []string{p}); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.status(); st.Spooled != 1 || st.Pending != 0 {
+		t.Fatalf("status %+v, want 1 spool file and nothing pending", st)
 	}
 }

@@ -33,6 +33,9 @@ func (d *Daemon) status() (*hook.Status, error) {
 		Active:        []hook.ActiveItem{},
 		Uploading:     []hook.Transfer{},
 	}
+	if files, err := hook.ListSpool(hook.SpoolDir(d.cfg.StateDir)); err == nil {
+		out.Spooled = len(files)
+	}
 	if !st.OldestPending.IsZero() {
 		out.OldestPendingSeconds = time.Since(st.OldestPending).Seconds()
 	}

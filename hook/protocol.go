@@ -67,6 +67,7 @@ type Status struct {
 	Store                string         `json:"store"`
 	Pending              int            `json:"pending"`
 	InFlight             int            `json:"in_flight"`
+	Spooled              int            `json:"spooled"` // spool files not yet ingested
 	Failed               int            `json:"failed"`
 	Uploaded             int64          `json:"uploaded"`
 	UploadedBytes        int64          `json:"uploaded_bytes"`

@@ -144,6 +144,9 @@ func runStatus(ctx context.Context, args []string) error {
 func printStatus(w io.Writer, st *hook.Status) {
 	fmt.Fprintf(w, "cache:      %s\n", st.Store)
 	q := fmt.Sprintf("%d pending, %d in flight, %d failed", st.Pending, st.InFlight, st.Failed)
+	if st.Spooled > 0 {
+		q += fmt.Sprintf(", %d spool file(s) not yet read", st.Spooled)
+	}
 	if st.OldestPendingSeconds > 0 {
 		q += fmt.Sprintf(" (oldest waiting %s)", (time.Duration(st.OldestPendingSeconds) * time.Second).String())
 	}
@@ -210,7 +213,9 @@ func runWait(ctx context.Context, args []string) error {
 			}
 			return err
 		}
-		if st.Pending == 0 && st.InFlight == 0 {
+		// Spooled paths count as queued: a hook may have spooled while the
+		// daemon was restarting, and they are read within a second.
+		if st.Pending == 0 && st.InFlight == 0 && st.Spooled == 0 {
 			if st.Failed > 0 {
 				printStatus(os.Stderr, st)
 				return &exitError{1, fmt.Errorf("queue drained, but %d path(s) failed", st.Failed)}
@@ -219,8 +224,8 @@ func runWait(ctx context.Context, args []string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return &exitError{2, fmt.Errorf("timed out after %s: %d pending, %d in flight, %d failed",
-				*timeout, st.Pending, st.InFlight, st.Failed)}
+			return &exitError{2, fmt.Errorf("timed out after %s: %d pending, %d in flight, %d failed, %d spool file(s)",
+				*timeout, st.Pending, st.InFlight, st.Failed, st.Spooled)}
 		case <-time.After(*interval):
 		}
 	}
