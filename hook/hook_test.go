@@ -288,3 +288,36 @@ func TestSpoolOwnedByStateDirOwner(t *testing.T) {
 		}
 	}
 }
+
+// The daemon's user owns the state directory and could replace the spool
+// with a symbolic link; the root-run hook must then refuse rather than
+// create a root-written file wherever the link points.
+func TestSpoolRefusesSymlinkedDirectory(t *testing.T) {
+	state := t.TempDir()
+	elsewhere := t.TempDir()
+	if err := os.Symlink(elsewhere, SpoolDir(state)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WriteSpool(SpoolDir(state), []string{"/nix/store/a-x"}); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("spooled through a symlink: err %v", err)
+	}
+	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
+		t.Fatalf("files created behind the link: %v", entries)
+	}
+}
+
+// As root, a spool directory owned by someone other than the state
+// directory's owner (or root) is refused.
+func TestSpoolRefusesForeignOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (the project's test command runs as root)")
+	}
+	state := filepath.Join(t.TempDir(), "state")
+	os.Mkdir(state, 0o700)
+	os.Chown(state, 4321, 4321)
+	os.Mkdir(SpoolDir(state), 0o700)
+	os.Chown(SpoolDir(state), 999, 999)
+	if _, err := WriteSpool(SpoolDir(state), []string{"/nix/store/a-x"}); err == nil || !strings.Contains(err.Error(), "owned by uid 999") {
+		t.Fatalf("err %v", err)
+	}
+}

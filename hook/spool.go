@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,29 +31,11 @@ const (
 // its own user, so when running as root the spool directory (if it had to
 // be created) and the file are given to the owner of the directory above
 // them, the daemon's state directory; otherwise the daemon could not read
-// or remove them.
+// or remove them. Because that user can change what lies in its state
+// directory, everything is done relative to a descriptor of the spool
+// directory opened without following symbolic links: a spool replaced by a
+// link makes the write fail instead of creating root's file elsewhere.
 func WriteSpool(dir string, paths []string) (string, error) {
-	owner, err := ensureSpoolDir(dir)
-	if err != nil {
-		return "", fmt.Errorf("hook: spool: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
-	if err != nil {
-		return "", fmt.Errorf("hook: spool: %w", err)
-	}
-	if owner != nil {
-		if err := tmp.Chown(owner.uid, owner.gid); err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			return "", fmt.Errorf("hook: spool: %w", err)
-		}
-	}
-	defer func() {
-		if tmp != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
 	var sb strings.Builder
 	for _, p := range paths {
 		if strings.ContainsAny(p, "\n\x00") {
@@ -63,69 +44,119 @@ func WriteSpool(dir string, paths []string) (string, error) {
 		sb.WriteString(p)
 		sb.WriteByte('\n')
 	}
-	if _, err := tmp.WriteString(sb.String()); err != nil {
-		return "", fmt.Errorf("hook: spool: %w", err)
+	dfd, owner, err := openSpoolDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("hook: spool %s: %w", dir, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return "", fmt.Errorf("hook: spool: %w", err)
+	defer syscall.Close(dfd)
+	name, err := writeSpoolFile(dfd, owner, sb.String())
+	if err != nil {
+		return "", fmt.Errorf("hook: spool %s: %w", dir, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("hook: spool: %w", err)
+	return filepath.Join(dir, name), nil
+}
+
+func writeSpoolFile(dfd int, owner *fileOwner, content string) (string, error) {
+	// The time prefix orders files oldest first; pid and a counter make
+	// the name unique, and O_EXCL makes sure of it.
+	var tmpName string
+	var fd int
+	var err error
+	for i := 0; ; i++ {
+		tmpName = fmt.Sprintf("%s%d-%d-%d", tmpPrefix, time.Now().UnixNano(), os.Getpid(), i)
+		fd, err = syscall.Openat(dfd, tmpName, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+		if err != syscall.EEXIST || i > 100 {
+			break
+		}
 	}
-	// The temporary name's random suffix, unique in dir, keeps the final
-	// name unique too; the time prefix orders files oldest first.
-	suffix := strings.TrimPrefix(filepath.Base(tmp.Name()), tmpPrefix)
-	name := filepath.Join(dir, strconv.FormatInt(time.Now().UnixNano(), 10)+"-"+
-		strconv.Itoa(os.Getpid())+"-"+suffix+spoolSuffix)
-	if err := os.Rename(tmp.Name(), name); err != nil {
-		return "", fmt.Errorf("hook: spool: %w", err)
+	if err != nil {
+		return "", os.NewSyscallError("openat", err)
 	}
-	tmp = nil
-	if err := syncDir(dir); err != nil {
-		return "", fmt.Errorf("hook: spool: %w", err)
+	f := os.NewFile(uintptr(fd), tmpName)
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			syscall.Unlinkat(dfd, tmpName)
+		}
+	}()
+	if owner != nil {
+		if err := f.Chown(owner.uid, owner.gid); err != nil {
+			return "", err
+		}
+	}
+	if _, err := f.WriteString(content); err != nil {
+		return "", err
+	}
+	if err := f.Sync(); err != nil {
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	name := strings.TrimPrefix(tmpName, tmpPrefix) + spoolSuffix
+	if err := syscall.Renameat(dfd, tmpName, dfd, name); err != nil {
+		return "", os.NewSyscallError("renameat", err)
+	}
+	ok = true
+	if err := syscall.Fsync(dfd); err != nil {
+		return "", os.NewSyscallError("fsync", err)
 	}
 	return name, nil
 }
 
 type fileOwner struct{ uid, gid int }
 
-// ensureSpoolDir creates dir when missing and, when running as root, returns
-// the owner that spool files should get: the owner of dir's parent (the
-// state directory) when that is not root. A directory it creates as root is
-// given to that owner too.
-func ensureSpoolDir(dir string) (*fileOwner, error) {
-	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
-		return nil, err
+// openSpoolDir creates dir when missing and opens it without following a
+// symbolic link. When running as root it also returns the owner that spool
+// files should get: the owner of dir's parent (the state directory) when
+// that is not root; a spool directory it creates is given to that owner
+// too, and an existing one must belong to that owner or to root.
+func openSpoolDir(dir string) (int, *fileOwner, error) {
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return -1, nil, err
 	}
 	var owner *fileOwner
 	if os.Geteuid() == 0 {
-		if fi, err := os.Stat(filepath.Dir(dir)); err == nil {
+		if fi, err := os.Stat(parent); err == nil {
 			if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
 				owner = &fileOwner{int(st.Uid), int(st.Gid)}
 			}
 		}
 	}
-	err := os.Mkdir(dir, 0o700)
-	switch {
+	created := false
+	switch err := os.Mkdir(dir, 0o700); {
 	case err == nil:
-		if owner != nil {
-			if err := os.Chown(dir, owner.uid, owner.gid); err != nil {
-				return nil, err
-			}
-		}
+		created = true
 	case !os.IsExist(err):
-		return nil, err
+		return -1, nil, err
 	}
-	return owner, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	dfd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		if err == syscall.ELOOP || err == syscall.ENOTDIR {
+			return -1, nil, fmt.Errorf("not a directory (a symbolic link?); refusing to write there")
+		}
+		return -1, nil, os.NewSyscallError("open", err)
 	}
-	defer d.Close()
-	return d.Sync()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(dfd, &st); err != nil {
+		syscall.Close(dfd)
+		return -1, nil, os.NewSyscallError("fstat", err)
+	}
+	if owner != nil {
+		switch {
+		case created:
+			if err := syscall.Fchown(dfd, owner.uid, owner.gid); err != nil {
+				syscall.Close(dfd)
+				return -1, nil, os.NewSyscallError("fchown", err)
+			}
+		case int(st.Uid) != owner.uid && st.Uid != 0:
+			syscall.Close(dfd)
+			return -1, nil, fmt.Errorf("owned by uid %d, not the state directory's owner %d", st.Uid, owner.uid)
+		}
+	}
+	return dfd, owner, nil
 }
 
 // ListSpool returns the complete spool files in dir, oldest first. A missing
