@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nixs3q/nixs3q/nix"
 )
@@ -51,6 +52,10 @@ type NixCLI struct {
 	StoreDir  string   // default nix.DefaultStoreDir
 	Env       []string // environment of the command; nil inherits ours
 	BatchSize int      // store paths per exec; default 500
+	// Timeout bounds one exec, so that a wedged nix-daemon cannot hold a
+	// worker forever; default 5 minutes (a closure of tens of thousands
+	// of paths takes seconds).
+	Timeout time.Duration
 }
 
 var _ PathInfoSource = NixCLI{}
@@ -141,6 +146,13 @@ func (n NixCLI) run(ctx context.Context, storeDir string, paths []string, closur
 		args = append(args, "--recursive")
 	}
 	args = append(args, paths...)
+	timeout := n.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Minute
+	}
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = n.Env
 	var stdout bytes.Buffer
@@ -148,8 +160,11 @@ func (n NixCLI) run(ctx context.Context, storeDir string, paths []string, closur
 	cmd.Stdout = &stdout
 	cmd.Stderr = stderr
 	if err := cmd.Run(); err != nil {
+		if parent.Err() != nil {
+			return nil, fmt.Errorf("uploader: nix path-info: %w", parent.Err())
+		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("uploader: nix path-info: %w", ctx.Err())
+			return nil, fmt.Errorf("uploader: nix path-info gave no answer within %s (is nix-daemon responsive?): %w", timeout, ctx.Err())
 		}
 		msg := strings.TrimSpace(ansiRE.ReplaceAllString(stderr.String(), ""))
 		if m := invalidPathRE.FindStringSubmatch(msg); m != nil {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nixs3q/nixs3q/nix"
 )
@@ -254,5 +255,27 @@ func TestNixCLIPathGone(t *testing.T) {
 	bad := NixCLI{Nix: filepath.Join(dir, "no-such-nix"), StoreDir: store}
 	if _, err := bad.PathInfo(context.Background(), []string{ok}, false); err == nil || errors.Is(err, ErrPathGone) {
 		t.Errorf("missing nix binary: error %v", err)
+	}
+}
+
+// A nix that never answers (a wedged nix-daemon) does not hold a worker
+// forever: the call gives up after the timeout with an error that says so.
+func TestNixCLITimeout(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "nix")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexec /bin/sleep 30\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dir, "store")
+	os.MkdirAll(store, 0o755)
+	p := filepath.Join(store, strings.Repeat("0", 32)+"-x")
+	os.WriteFile(p, nil, 0o644)
+	start := time.Now()
+	_, err := NixCLI{Nix: script, StoreDir: store, Timeout: 200 * time.Millisecond}.PathInfo(context.Background(), []string{p}, true)
+	if err == nil || !strings.Contains(err.Error(), "no answer within") {
+		t.Fatalf("err = %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("gave up after %v", took)
 	}
 }
