@@ -30,5 +30,12 @@ e2e:
 build:
 	$(GO) build -o bin/ ./cmd/...
 
+# nixs3q against its baselines (nix copy, a no-op process, zstd alone) on
+# the same inputs and MinIO; see BENCHMARKS.md. About 10 minutes on 2 cores.
+# BENCHFLAGS: -size small|full, -runs N, -only NAME,..., -json.
+BENCHFLAGS ?=
+bench: deps
+	$(GO) run ./bench $(BENCHFLAGS)
+
 try:
 	./scripts/try.sh
