@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"go.uber.org/zap"
+
+	"github.com/nixs3q/nixs3q/nix"
 )
 
 // Upload publishes the closure of the store path root to the cache and
@@ -59,6 +61,7 @@ func (u *Uploader) UploadBatch(ctx context.Context, roots []string, done func(ro
 		}
 		live = append(live, r)
 	}
+	live = u.skipFreshRoots(live, done)
 	if len(live) == 0 {
 		return
 	}
@@ -122,6 +125,41 @@ func (u *Uploader) UploadBatch(ctx context.Context, roots []string, done func(ro
 		})
 	}
 	wg.Wait()
+}
+
+// skipFreshRoots reports as done, without querying anything, the roots whose
+// own narinfo the presence cache has seen within PresenceTTL, and returns
+// the others. A narinfo is only ever published after the narinfos of its
+// references, so a present root stands for its whole closure; the presence
+// TTL bounds how long this shortcut can trust a cache whose objects expire
+// (after it, the closure is checked path by path again). A skipped root
+// counts as one skipped path.
+func (u *Uploader) skipFreshRoots(roots []string, done func(string, Result, error)) []string {
+	if u.presence == nil || u.cfg.PresenceTTL <= 0 || len(roots) == 0 {
+		return roots
+	}
+	keys := make([]string, 0, len(roots))
+	keyOf := make(map[string]string, len(roots))
+	for _, r := range roots {
+		if sp, err := nix.ParseStorePath(u.cfg.StoreDir, r); err == nil {
+			keyOf[r] = narinfoKey(sp)
+			keys = append(keys, keyOf[r])
+		}
+	}
+	fresh, err := u.presence.PresentFresh(keys, u.cfg.PresenceTTL)
+	if err != nil {
+		u.log.Warn("presence cache unreadable; checking every closure", zap.Error(err))
+		return roots
+	}
+	var rest []string
+	for _, r := range roots {
+		if k, ok := keyOf[r]; ok && fresh[k] {
+			done(r, Result{Skipped: 1}, nil)
+			continue
+		}
+		rest = append(rest, r)
+	}
+	return rest
 }
 
 // await waits for the uploads root's closure needs and sums them up.

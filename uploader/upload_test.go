@@ -181,16 +181,28 @@ func TestUploadSkipsPresent(t *testing.T) {
 	}
 	checkCache(t, c, s.dir, nil)
 
-	// Everything is now in the cache and fresh in the presence cache: no
-	// lookups at all.
-	heads := c.totalHeads()
+	// Everything is now in the cache and fresh in the presence cache: the
+	// root's own fresh entry stands for its closure, so there is neither a
+	// metadata query nor a lookup.
+	heads, queries := c.totalHeads(), s.calls
 	res, err = u.Upload(context.Background(), p["a"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Uploaded != 0 || res.Skipped != 5 || c.totalHeads() != heads {
-		t.Errorf("result %+v, %d lookups; want 5 skipped without lookups", res, c.totalHeads()-heads)
+	if res.Uploaded != 0 || res.Skipped != 1 || c.totalHeads() != heads || s.calls != queries {
+		t.Errorf("result %+v, %d lookups, %d queries; want the root skipped without either", res, c.totalHeads()-heads, s.calls-queries)
 	}
+	// Without the root's entry, the closure is checked from the presence
+	// cache, still without lookups.
+	presence.ForgetPresent([]string{keyOf(t, s.dir, p["a"])})
+	res, err = u.Upload(context.Background(), p["a"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Uploaded != 0 || res.Skipped != 5 || c.totalHeads() != heads+1 {
+		t.Errorf("result %+v, %d lookups; want 5 skipped after looking up only the root", res, c.totalHeads()-heads)
+	}
+	heads = c.totalHeads()
 
 	// Expired entries are looked up again.
 	presence.advance(2 * time.Hour)
