@@ -93,3 +93,49 @@ func TestUploadBatchGoneRootFailsAlone(t *testing.T) {
 	}
 	checkCache(t, cache, s.dir, nil)
 }
+
+// A lookup that found a path missing just before a concurrent call
+// published it must not upload the path a second time.
+func TestNoSecondUploadAfterStaleLookup(t *testing.T) {
+	s := newFakeStore(t)
+	b := s.add(t, "b", map[string]string{"f": "b"})
+	a := s.add(t, "a", map[string]string{"f": "a"}, b)
+	cache := newFakeCache()
+	u := newTestUploader(t, testConfig(s.dir), cache, s, nil, nil)
+	bKey := keyOf(t, s.dir, b)
+
+	// a's lookup of b answers "missing", then waits until b's own upload
+	// has published it before the answer is used.
+	var once sync.Once
+	published := make(chan struct{})
+	aLooked := make(chan struct{})
+	cache.afterHas = func(key string) {
+		if key != bKey {
+			return
+		}
+		once.Do(func() {
+			close(aLooked)
+			<-published
+		})
+	}
+	errs := make(chan error, 1)
+	go func() {
+		_, err := u.Upload(context.Background(), a)
+		errs <- err
+	}()
+	<-aLooked
+	cache.mu.Lock()
+	cache.afterHas = nil
+	cache.mu.Unlock()
+	if _, err := u.Upload(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	close(published)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	if n := cache.attemptsOf(bKey); n != 1 {
+		t.Errorf("b's narinfo put %d times, want once", n)
+	}
+	checkCache(t, cache, s.dir, nil)
+}

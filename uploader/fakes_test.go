@@ -24,6 +24,9 @@ type fakeCache struct {
 	failHas  map[string]error
 	// beforePut, when set, runs at the start of every Put, outside the lock.
 	beforePut func(key string)
+	// afterHas, when set, runs after every Has has taken its answer, outside
+	// the lock, before returning it: a lookup whose answer goes stale.
+	afterHas func(key string)
 }
 
 var _ Cache = (*fakeCache)(nil)
@@ -44,12 +47,17 @@ func (c *fakeCache) Has(ctx context.Context, key string) (bool, error) {
 		return false, err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.heads[key]++
 	if err := c.failHas[key]; err != nil {
+		c.mu.Unlock()
 		return false, err
 	}
 	_, ok := c.objects[key]
+	hook := c.afterHas
+	c.mu.Unlock()
+	if hook != nil {
+		hook(key)
+	}
 	return ok, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -66,12 +67,35 @@ func (u *Uploader) acquire(ctx context.Context, p *plan, path string) *flight {
 		p.flights[path] = f
 		return f
 	}
+	if at, ok := u.published[path]; ok && at.After(p.started) {
+		// Published by another call after this plan's lookup began, which
+		// therefore missed it: nothing to do, and it counts as present.
+		done := make(chan struct{})
+		close(done)
+		f := &flight{path: path, refs: 1, finished: true, done: done, cancel: func() {}}
+		p.flights[path] = f
+		return f
+	}
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	f := &flight{path: path, owner: p, refs: 1, cancel: cancel, done: make(chan struct{})}
 	u.flights[path] = f
 	p.flights[path] = f
 	go u.run(fctx, f)
 	return f
+}
+
+// rememberPublished records path in u.published; u.mu must be held.
+func (u *Uploader) rememberPublished(path string) {
+	if _, ok := u.published[path]; ok {
+		u.published[path] = time.Now()
+		return
+	}
+	u.published[path] = time.Now()
+	u.publishedFIFO = append(u.publishedFIFO, path)
+	if len(u.publishedFIFO) > maxPublished {
+		delete(u.published, u.publishedFIFO[0])
+		u.publishedFIFO = u.publishedFIFO[1:]
+	}
 }
 
 // release drops one interest in f; the last one cancels an unfinished flight
@@ -109,6 +133,9 @@ func (u *Uploader) run(ctx context.Context, f *flight) {
 	u.mu.Lock()
 	if u.flights[f.path] == f {
 		delete(u.flights, f.path)
+	}
+	if err == nil {
+		u.rememberPublished(f.path)
 	}
 	f.err = err
 	f.finished = true

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nixs3q/nixs3q/nix"
 )
@@ -29,11 +30,12 @@ const (
 // upload starts and read-only afterwards (but for flights), so flights share
 // it freely.
 type plan struct {
-	roots []string
-	paths []string // sorted
-	infos map[string]*PathInfo
-	sps   map[string]nix.StorePath
-	state map[string]presenceState
+	started time.Time // before any lookup of this plan
+	roots   []string
+	paths   []string // sorted
+	infos   map[string]*PathInfo
+	sps     map[string]nix.StorePath
+	state   map[string]presenceState
 
 	// flights are the flights this plan's call and its flights joined, by
 	// path; guarded by Uploader.mu.
@@ -47,10 +49,11 @@ type plan struct {
 func newPlan(storeDir string, roots []string, infos []PathInfo) (*plan, error) {
 	root := strings.Join(roots, ", ")
 	p := &plan{
-		roots: roots,
-		infos: make(map[string]*PathInfo, len(infos)),
-		sps:   make(map[string]nix.StorePath, len(infos)),
-		state: make(map[string]presenceState, len(infos)),
+		started: time.Now(),
+		roots:   roots,
+		infos:   make(map[string]*PathInfo, len(infos)),
+		sps:     make(map[string]nix.StorePath, len(infos)),
+		state:   make(map[string]presenceState, len(infos)),
 
 		flights: make(map[string]*flight),
 	}

@@ -45,7 +45,16 @@ type Uploader struct {
 	mu        sync.Mutex
 	flights   map[string]*flight // store path -> upload in progress
 	transfers map[*transfer]struct{}
+	// published remembers when this process last published each path
+	// (at most maxPublished, oldest forgotten first), so that a call whose
+	// lookup ran just before a concurrent call published a path does not
+	// upload it a second time.
+	published     map[string]time.Time
+	publishedFIFO []string
 }
+
+// maxPublished bounds Uploader.published.
+const maxPublished = 50_000
 
 // Result counts what one Upload call did.
 type Result struct {
@@ -107,6 +116,7 @@ func New(cfg Config, cache Cache, src PathInfoSource, presence Presence, key *ni
 		codec:     c,
 		sem:       make(chan struct{}, cfg.Concurrency),
 		flights:   make(map[string]*flight),
+		published: make(map[string]time.Time),
 		transfers: make(map[*transfer]struct{}),
 	}, nil
 }
