@@ -17,6 +17,7 @@ const (
 	DefaultMaxAttempts     = 6
 	DefaultMaxBackoff      = 20 * time.Second
 	DefaultMaxRetryAfter   = time.Minute
+	DefaultStallTimeout    = 2 * time.Minute
 
 	// MinPartSize and MaxPartSize are S3's limits for multipart parts.
 	MinPartSize = 5 << 20
@@ -75,6 +76,11 @@ type Config struct {
 	// before a retry; a longer one ends the request so the queue can
 	// reschedule it. 0 means DefaultMaxRetryAfter.
 	MaxRetryAfter time.Duration
+	// StallTimeout ends a request whose connection moves no byte either way
+	// for this long (a server that stops reading a body, or stops sending a
+	// response), so that a stalled upload fails and is retried instead of
+	// holding a worker forever. 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
 	// HTTPClient replaces the SDK's HTTP client (tests).
 	HTTPClient *http.Client
 }
@@ -96,7 +102,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("s3: part concurrency %d is negative", c.PartConcurrency)
 	case c.MaxAttempts < 0:
 		return fmt.Errorf("s3: max attempts %d is negative", c.MaxAttempts)
-	case c.MaxBackoff < 0 || c.MaxRetryAfter < 0:
+	case c.MaxBackoff < 0 || c.MaxRetryAfter < 0 || c.StallTimeout < 0:
 		return errors.New("s3: negative backoff")
 	case strings.ContainsAny(c.StorageClass, " /?&="):
 		return fmt.Errorf("s3: invalid storage class %q", c.StorageClass)

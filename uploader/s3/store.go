@@ -52,6 +52,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Store, error) {
 	if cfg.MaxBackoff == 0 {
 		cfg.MaxBackoff = DefaultMaxBackoff
 	}
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = DefaultStallTimeout
+	}
 	if cfg.MaxRetryAfter == 0 {
 		cfg.MaxRetryAfter = DefaultMaxRetryAfter
 	}
@@ -78,6 +81,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Store, error) {
 	} else {
 		opts = append(opts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 			tr.ResponseHeaderTimeout = responseHeaderTimeout
+			tr.DialContext = stallDialer(tr.DialContext, cfg.StallTimeout)
 		})))
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
