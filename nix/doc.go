@@ -7,13 +7,16 @@
 //
 //   - Pure format code. Nothing here runs Nix, talks to a daemon or reads the
 //     Nix database; the only file system access is DumpPath reading the tree it
-//     is given and LoadSecretKeyFile reading the key it is given.
+//     is given (DumpPath, DumpPathListing) and LoadSecretKeyFile reading the key it is given.
 //   - The store directory is always a parameter (DefaultStoreDir is only a
 //     default for callers); nothing assumes /nix/store.
 //   - Output is byte-identical to Nix's: DumpPath matches `nix-store --dump`,
 //     EncodeBase32 matches `nix hash to-base32`, fingerprints and signatures
 //     match `nix store sign`. The tests check this against a real Nix.
 //   - DumpPath streams in bounded memory, whatever the size of the tree.
+//     DumpPathListing writes the same bytes and, in the same walk, records
+//     the NAR's listing, whose JSON form matches the .ls files Nix writes
+//     with write-nar-listing=1; it holds names and targets, never contents.
 //   - Parsers are strict about what clients would reject (bad hashes, bad
 //     store paths, malformed lines) and tolerant of what they ignore (unknown
 //     narinfo keys).

@@ -31,19 +31,62 @@ const narBufferSize = 64 << 10
 // must discard it. DumpPath writes to w in large chunks and does not close it.
 func DumpPath(w io.Writer, path string) error {
 	d := narDumper{w: bufio.NewWriterSize(w, narBufferSize)}
+	return d.dump(path, nil)
+}
+
+// DumpPathListing is DumpPath that also returns the listing of the NAR it
+// wrote: the file tree with, for each regular file, its size, whether it is
+// executable and the offset of its contents within the NAR. The listing is
+// recorded while writing, in the same single walk of the tree; it holds
+// every name and symlink target of the tree (never file contents), so its
+// memory grows with the number of entries. On error the listing is nil and,
+// as with DumpPath, a partial NAR may already have been written to w.
+func DumpPathListing(w io.Writer, path string) (*Listing, error) {
+	cw := &offsetWriter{w: w}
+	d := narDumper{w: bufio.NewWriterSize(cw, narBufferSize), offsets: cw}
+	l := &Listing{}
+	if err := d.dump(path, &l.Root); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+type narDumper struct {
+	w       *bufio.Writer
+	scratch [8]byte
+	// offsets counts what left w's buffer; set only when a listing is being
+	// recorded, so that DumpPath keeps writing straight to its writer.
+	offsets *offsetWriter
+}
+
+// offsetWriter counts the bytes written through it.
+type offsetWriter struct {
+	w io.Writer
+	n uint64
+}
+
+func (o *offsetWriter) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	o.n += uint64(n)
+	return n, err
+}
+
+// offset is the number of NAR bytes written so far, buffered ones included.
+func (d *narDumper) offset() uint64 {
+	return d.offsets.n + uint64(d.w.Buffered())
+}
+
+// dump writes the whole NAR of path, recording its listing into ln when ln
+// is not nil.
+func (d *narDumper) dump(path string, ln *ListingNode) error {
 	d.str("nix-archive-1")
-	if err := d.node(path); err != nil {
+	if err := d.node(path, ln); err != nil {
 		return err
 	}
 	if err := d.w.Flush(); err != nil {
 		return fmt.Errorf("nix: dump %s: %w", path, err)
 	}
 	return nil
-}
-
-type narDumper struct {
-	w       *bufio.Writer
-	scratch [8]byte
 }
 
 // u64 writes n as a little-endian 64-bit integer. Write errors are sticky in
@@ -67,7 +110,9 @@ func (d *narDumper) str(s string) {
 	d.pad(uint64(len(s)))
 }
 
-func (d *narDumper) node(path string) error {
+// node writes the NAR node of path; when ln is not nil it records the node
+// there.
+func (d *narDumper) node(path string, ln *ListingNode) error {
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return fmt.Errorf("nix: dump: %w", err)
@@ -77,16 +122,23 @@ func (d *narDumper) node(path string) error {
 	switch mode := fi.Mode(); {
 	case mode.IsRegular():
 		d.str("regular")
-		if mode&0o100 != 0 {
+		executable := mode&0o100 != 0
+		if executable {
 			d.str("executable")
 			d.str("")
 		}
-		if err := d.contents(path); err != nil {
+		if ln != nil {
+			ln.Type, ln.Executable = NodeRegular, executable
+		}
+		if err := d.contents(path, ln); err != nil {
 			return err
 		}
 	case mode.IsDir():
 		d.str("directory")
-		if err := d.dir(path); err != nil {
+		if ln != nil {
+			ln.Type = NodeDirectory
+		}
+		if err := d.dir(path, ln); err != nil {
 			return err
 		}
 	case mode&fs.ModeSymlink != 0:
@@ -97,6 +149,9 @@ func (d *narDumper) node(path string) error {
 		d.str("symlink")
 		d.str("target")
 		d.str(target)
+		if ln != nil {
+			ln.Type, ln.Target = NodeSymlink, target
+		}
 	default:
 		return fmt.Errorf("nix: dump %s: unsupported file type %s (only regular files, directories and symlinks can be archived)", path, fileType(mode))
 	}
@@ -118,7 +173,9 @@ func fileType(mode fs.FileMode) string {
 	return mode.Type().String()
 }
 
-func (d *narDumper) contents(path string) error {
+// contents writes the contents of the regular file path; when ln is not nil
+// it records their size and offset there.
+func (d *narDumper) contents(path string, ln *ListingNode) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("nix: dump: %w", err)
@@ -135,6 +192,9 @@ func (d *narDumper) contents(path string) error {
 	size := uint64(fi.Size())
 	d.str("contents")
 	d.u64(size)
+	if ln != nil {
+		ln.Size, ln.NarOffset = size, d.offset()
+	}
 	n, err := d.w.ReadFrom(io.LimitReader(f, int64(size)))
 	if err != nil {
 		return fmt.Errorf("nix: dump %s: %w", path, err)
@@ -152,7 +212,9 @@ func (d *narDumper) contents(path string) error {
 	return nil
 }
 
-func (d *narDumper) dir(path string) error {
+// dir writes the entries of the directory path; when ln is not nil it
+// records them there, in NAR order.
+func (d *narDumper) dir(path string, ln *ListingNode) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("nix: dump: %w", err)
@@ -163,13 +225,21 @@ func (d *narDumper) dir(path string) error {
 		return fmt.Errorf("nix: dump: read directory %s: %w", path, err)
 	}
 	sort.Strings(names) // bytewise, as Nix orders entries
-	for _, name := range names {
+	var child *ListingNode
+	if ln != nil {
+		ln.Entries = make([]ListingEntry, len(names))
+	}
+	for i, name := range names {
 		d.str("entry")
 		d.str("(")
 		d.str("name")
 		d.str(name)
 		d.str("node")
-		if err := d.node(filepath.Join(path, name)); err != nil {
+		if ln != nil {
+			ln.Entries[i].Name = name
+			child = &ln.Entries[i].Node
+		}
+		if err := d.node(filepath.Join(path, name), child); err != nil {
 			return err
 		}
 		d.str(")")

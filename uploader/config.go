@@ -65,6 +65,13 @@ type Config struct {
 	// cache then holds complete closures only together with the upstream
 	// cache, so clients must use both. Empty: upload every closure member.
 	SkipSignedBy []string
+
+	// WriteNarListing uploads, beside each NAR, "<hashpart>.ls": the JSON
+	// listing of the NAR's file tree that Nix writes with
+	// write-nar-listing=1 (uncompressed, application/json). It is put after
+	// the NAR and before the narinfo, so a published path always has its
+	// listing. Off by default.
+	WriteNarListing bool
 }
 
 // DefaultConfig returns a Config with every default filled in, including

@@ -7,7 +7,10 @@
 //   - Consistency: a narinfo, the commit point of a path, is written only
 //     after its NAR and after the narinfos of all its references are in the
 //     cache. Whatever fails or is cancelled, Nix clients never see a narinfo
-//     whose NAR or references are missing.
+//     whose NAR or references are missing. With Config.WriteNarListing, a
+//     path's "<hashpart>.ls" NAR listing is also in the cache before its
+//     narinfo; the listing comes from the verified stream itself, so it
+//     never describes a NAR other than the one published.
 //   - Integrity: every NAR is hashed while it streams and checked against the
 //     NarHash and NarSize the store's database records; on mismatch the
 //     stream fails before its end, so the cache commits nothing at the NAR's
@@ -16,7 +19,8 @@
 //     writer's buffer, the compressor's state (about 20 MiB for zstd at the
 //     default level, about six times the dictionary for xz; see
 //     Config.CompressionLevel) and the cache's part buffers; at most
-//     Config.Concurrency streams run at once.
+//     Config.Concurrency streams run at once. A NAR listing, when asked for,
+//     holds the tree's names and symlink targets, never file contents.
 //   - Sharing: concurrent Upload calls share the upload of every common path
 //     (one flight per store path); each waits for it.
 //   - Dedup: a path is in the cache when its narinfo is. Fresh presence-cache

@@ -149,8 +149,8 @@ func (u *Uploader) run(ctx context.Context, f *flight) {
 }
 
 // publish uploads f's path: its NAR (in parallel with whatever its missing
-// references are doing), then, once every reference's narinfo is known to be
-// in the cache, its narinfo. A failing reference stops it early; it then
+// references are doing) and, with Config.WriteNarListing, its listing; then,
+// once every reference's narinfo is known to be in the cache, its narinfo. A failing reference stops it early; it then
 // publishes nothing and returns a *refError.
 func (u *Uploader) publish(ctx context.Context, f *flight) error {
 	p := f.owner
@@ -218,6 +218,14 @@ acquireSlot:
 	}
 	if narErr != nil {
 		return narErr
+	}
+	if nar.listing != nil {
+		// Before the narinfo, so that clients never see a published path
+		// without its listing.
+		if err := u.putListing(ctx, p.sps[f.path], info, nar.listing); err != nil {
+			return err
+		}
+		nar.listing = nil // not kept with the finished flight
 	}
 	f.nar = nar
 

@@ -1,6 +1,7 @@
 package uploader
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -16,7 +17,10 @@ import (
 	"github.com/nixs3q/nixs3q/nix"
 )
 
-const narContentType = "application/x-nix-nar"
+const (
+	narContentType     = "application/x-nix-nar"
+	listingContentType = "application/json"
+)
 
 // narResult describes a NAR stored in the cache.
 type narResult struct {
@@ -24,6 +28,9 @@ type narResult struct {
 	fileHash nix.Hash // of the compressed stream
 	fileSize int64
 	narSize  int64
+	// listing is the NAR's listing, recorded while streaming when
+	// Config.WriteNarListing is set and the NAR was verified; nil otherwise.
+	listing *nix.Listing
 }
 
 // narKey is the cache key of a NAR: derived from the NarHash, which is known
@@ -108,7 +115,13 @@ func (u *Uploader) produceNAR(pw *io.PipeWriter, sink *sinkWriter, info *PathInf
 	defer cw.Abandon() // no-op after a successful Close
 	narHash := sha256.New()
 	nar := &countingWriter{w: io.MultiWriter(cw, narHash), progress: &tr.read}
-	if err := nix.DumpPath(nar, info.Path); err != nil {
+	var listing *nix.Listing
+	if u.cfg.WriteNarListing {
+		listing, err = nix.DumpPathListing(nar, info.Path)
+	} else {
+		err = nix.DumpPath(nar, info.Path)
+	}
+	if err != nil {
 		if _, statErr := os.Lstat(info.Path); errors.Is(statErr, fs.ErrNotExist) {
 			return fail(fmt.Errorf("uploader: dump %s: %w: %w", info.Path, ErrPathGone, err))
 		}
@@ -129,7 +142,30 @@ func (u *Uploader) produceNAR(pw *io.PipeWriter, sink *sinkWriter, info *PathInf
 	res.fileHash = nix.NewSHA256(fileHash.Sum(nil))
 	res.fileSize = compressed.n.Load()
 	res.narSize = nar.n.Load()
+	res.listing = listing // only now that the NAR is known to be the store's
 	return false, pw.Close()
+}
+
+// listingKey is the cache key of a store path's NAR listing.
+func listingKey(sp nix.StorePath) string { return sp.HashPart + ".ls" }
+
+// putListing uploads the NAR listing of info, uncompressed, as Nix does. A
+// failure is returned like any failed put, and fails the path.
+func (u *Uploader) putListing(ctx context.Context, sp nix.StorePath, info *PathInfo, listing *nix.Listing) error {
+	data, err := listing.MarshalJSON()
+	if err != nil {
+		return fmt.Errorf("uploader: listing of %s: %w", info.Path, err)
+	}
+	key := listingKey(sp)
+	err = u.cache.Put(ctx, key, bytes.NewReader(data), PutOptions{
+		ContentType: listingContentType,
+		Size:        int64(len(data)),
+		SizeHint:    int64(len(data)),
+	})
+	if err != nil {
+		return fmt.Errorf("uploader: put %s for %s: %w", key, info.Path, err)
+	}
+	return nil
 }
 
 // countingWriter counts the bytes written through it, and adds them to

@@ -122,15 +122,13 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 		Priority:         spec.Priority,
 		WantMassQuery:    spec.WantMassQuery,
 		SkipSignedBy:     f.skipSignedBy,
+		WriteNarListing:  spec.WriteNarListing,
 	}
 	if err := ucfg.Validate(); err != nil {
 		return &exitError{2, err}
 	}
 	for _, p := range spec.Ignored {
 		log.Warn("store URL parameter has no effect in nixs3q", zap.String("parameter", p))
-	}
-	if spec.WriteNarListing {
-		log.Warn("write-nar-listing: nixs3q does not write .ls NAR listings; the parameter is ignored")
 	}
 	if !filepath.IsAbs(f.stateDir) {
 		return &exitError{2, fmt.Errorf("--state-dir %q must be absolute", f.stateDir)}
