@@ -323,6 +323,3 @@ func (d *Daemon) activeCount() int {
 	defer d.mu.Unlock()
 	return len(d.active)
 }
-
-// Addr is the socket address once Ready is closed.
-func (d *Daemon) Addr() string { return d.addr }

@@ -77,8 +77,6 @@ func Call(ctx context.Context, socket string, req Request) (Response, error) {
 	return c.Do(ctx, req)
 }
 
-var errEOF = io.EOF
-
 // ReadLine reads one newline-terminated line of at most max bytes (newline
 // included) and returns it without the newline. A longer line gives
 // ErrTooLarge; the rest of it is left unread. EOF before any byte is io.EOF;

@@ -2,7 +2,7 @@ package hook
 
 import (
 	"errors"
-	"fmt"
+	"io"
 	"os"
 	"syscall"
 	"time"
@@ -76,7 +76,7 @@ func (c *unixConn) Read(p []byte) (int, error) {
 		case err != nil:
 			return 0, os.NewSyscallError("read", err)
 		case n == 0 && len(p) > 0:
-			return 0, errEOF
+			return 0, io.EOF
 		}
 		return n, nil
 	}
@@ -103,5 +103,3 @@ func (c *unixConn) Write(p []byte) (int, error) {
 }
 
 func (c *unixConn) Close() error { return syscall.Close(c.fd) }
-
-func (c *unixConn) String() string { return fmt.Sprintf("unix fd %d", c.fd) }

@@ -83,13 +83,3 @@ func TestMetricsSurviveAQueueError(t *testing.T) {
 	nilMetrics.Uploaded(time.Second, time.Now(), 1, 1) // must not panic
 	nilMetrics.Failed("x", true)
 }
-
-func grep(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}
