@@ -29,6 +29,10 @@ func (discardCache) Get(_ context.Context, key string) (io.ReadCloser, error) {
 	return nil, fmt.Errorf("discard: %s: %w", key, fs.ErrNotExist)
 }
 
+func (discardCache) List(context.Context, string, func(Object) error) error { return nil }
+
+func (discardCache) Delete(context.Context, string) error { return nil }
+
 func (discardCache) String() string { return "discard://" }
 
 // BenchmarkUploadPipeline uploads a closure of eight 1 MiB paths (half

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // Cache is where the pipeline publishes. Keys are relative slash-separated
@@ -32,8 +33,71 @@ type Cache interface {
 	// error wrapping fs.ErrNotExist.
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 
+	// List calls fn once for every object whose key starts with prefix
+	// ("" lists everything), reading the listing a page at a time, so memory
+	// does not grow with the number of objects. The order is the backend's
+	// (S3: ascending key order). A listing is not a snapshot: objects written
+	// or deleted while it runs may or may not appear, and callers that act on
+	// what is missing must confirm it with Has. Unfinished writes (a local
+	// temporary file, an S3 multipart upload) are never listed; see
+	// PendingLister. If fn returns an error, List stops and returns that
+	// error unwrapped. A prefix that CheckKey would reject (other than a
+	// trailing "/") is an error.
+	List(ctx context.Context, prefix string, fn func(Object) error) error
+
+	// Delete removes key. Deleting a missing key is not an error, as in S3.
+	// Once Delete returns nil the object is gone for every later Has, Get
+	// and List (local: the directory entry's removal is fsynced).
+	Delete(ctx context.Context, key string) error
+
 	// String names the cache for logs and status, never with credentials.
 	String() string
+}
+
+// Object is one entry of a listing.
+type Object struct {
+	Key          string
+	Size         int64
+	LastModified time.Time
+}
+
+// PendingUpload is a write that was started and never finished: an S3
+// multipart upload that was neither completed nor aborted, or a temporary
+// file a crashed writer left in a local cache directory. It costs storage
+// but is invisible to readers.
+type PendingUpload struct {
+	// Key is the object the write was meant to create.
+	Key string
+	// ID identifies the write: the S3 upload ID, or the temporary file's
+	// key.
+	ID string
+	// Started is when the write began (local: the file's modification
+	// time, that is its last write).
+	Started time.Time
+}
+
+// PendingLister is implemented by backends whose unfinished writes leave
+// something behind. A live write of another process looks the same as an
+// abandoned one, so callers abort only writes older than a grace period.
+type PendingLister interface {
+	// ListPending calls fn for every unfinished write whose key starts with
+	// prefix, with the same paging and error rules as Cache.List.
+	ListPending(ctx context.Context, prefix string, fn func(PendingUpload) error) error
+	// AbortPending discards an unfinished write. One that is already gone
+	// (completed, aborted or removed meanwhile) is not an error.
+	AbortPending(ctx context.Context, p PendingUpload) error
+}
+
+// CheckPrefix reports whether prefix may be listed: empty, or a key
+// (CheckKey) optionally followed by "/".
+func CheckPrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	if err := CheckKey(strings.TrimSuffix(prefix, "/")); err != nil {
+		return fmt.Errorf("uploader: invalid listing prefix %q", prefix)
+	}
+	return nil
 }
 
 // PutOptions describe the body given to Cache.Put.

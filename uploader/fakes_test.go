@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -98,6 +99,38 @@ func (c *fakeCache) Get(ctx context.Context, key string) (io.ReadCloser, error) 
 		return nil, fmt.Errorf("fake: get %s: %w", key, fs.ErrNotExist)
 	}
 	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+func (c *fakeCache) List(ctx context.Context, prefix string, fn func(Object) error) error {
+	if err := CheckPrefix(prefix); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	var objs []Object
+	for key, data := range c.objects {
+		if strings.HasPrefix(key, prefix) {
+			objs = append(objs, Object{Key: key, Size: int64(len(data))})
+		}
+	}
+	c.mu.Unlock()
+	slices.SortFunc(objs, func(a, b Object) int { return strings.Compare(a.Key, b.Key) })
+	for _, o := range objs {
+		if err := fn(o); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+func (c *fakeCache) Delete(ctx context.Context, key string) error {
+	if err := CheckKey(key); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.objects, key)
+	delete(c.types, key)
+	return ctx.Err()
 }
 
 func (c *fakeCache) String() string { return "fake://" }

@@ -9,8 +9,10 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nixs3q/nixs3q/uploader"
 )
@@ -47,6 +49,10 @@ func Run(t *testing.T, newCache func(t *testing.T) uploader.Cache) {
 		{"ConcurrentPuts", testConcurrent},
 		{"InvalidKeys", testInvalidKeys},
 		{"String", testString},
+		{"List", testList},
+		{"ListManyPages", testListMany},
+		{"ListStops", testListStops},
+		{"Delete", testDelete},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -217,6 +223,175 @@ func testString(t *testing.T, c uploader.Cache) {
 	}
 }
 
+// listKeys lists prefix and returns the keys with their objects.
+func listKeys(t *testing.T, c uploader.Cache, prefix string) map[string]uploader.Object {
+	t.Helper()
+	got := make(map[string]uploader.Object)
+	err := c.List(context.Background(), prefix, func(o uploader.Object) error {
+		if _, dup := got[o.Key]; dup {
+			t.Errorf("List(%q) reported %s twice", prefix, o.Key)
+		}
+		got[o.Key] = o
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("List(%q): %v", prefix, err)
+	}
+	return got
+}
+
+func testList(t *testing.T, c uploader.Cache) {
+	objects := map[string]int{
+		"nix-cache-info": 40,
+		"0123456789abcdfghijklmnpqrsvwxyz.narinfo":                         300,
+		"1123456789abcdfghijklmnpqrsvwxyz.narinfo":                         301,
+		"1123456789abcdfghijklmnpqrsvwxyz.ls":                              17,
+		"nar/1b3nvl0w0p7fkbpz6rdqyyq4z5hiv3yzyk4j1ph5qkjd0aq1cl8g.nar.zst": 5000,
+		"nar/2b3nvl0w0p7fkbpz6rdqyyq4z5hiv3yzyk4j1ph5qkjd0aq1cl8g.nar":     0,
+		"log/0123456789abcdfghijklmnpqrsvwxyz-hello.drv":                   99,
+	}
+	before := time.Now().Add(-time.Hour)
+	for key, size := range objects {
+		mustPut(t, c, key, bytes.NewReader(randomBytes(uint64(size), size)), uploader.PutOptions{Size: int64(size)})
+	}
+	after := time.Now().Add(time.Hour)
+	// A failed write leaves nothing that List reports.
+	if err := c.Put(context.Background(), "nar/failed.nar", failingBody(1<<10), uploader.PutOptions{Size: -1}); err == nil {
+		t.Fatal("Put with a failing body succeeded")
+	}
+
+	for _, tc := range []struct {
+		prefix string
+		want   []string
+	}{
+		{"", []string{"nix-cache-info", "0123456789abcdfghijklmnpqrsvwxyz.narinfo", "1123456789abcdfghijklmnpqrsvwxyz.narinfo",
+			"1123456789abcdfghijklmnpqrsvwxyz.ls", "nar/1b3nvl0w0p7fkbpz6rdqyyq4z5hiv3yzyk4j1ph5qkjd0aq1cl8g.nar.zst",
+			"nar/2b3nvl0w0p7fkbpz6rdqyyq4z5hiv3yzyk4j1ph5qkjd0aq1cl8g.nar", "log/0123456789abcdfghijklmnpqrsvwxyz-hello.drv"}},
+		{"nar/", []string{"nar/1b3nvl0w0p7fkbpz6rdqyyq4z5hiv3yzyk4j1ph5qkjd0aq1cl8g.nar.zst", "nar/2b3nvl0w0p7fkbpz6rdqyyq4z5hiv3yzyk4j1ph5qkjd0aq1cl8g.nar"}},
+		{"nar/1", []string{"nar/1b3nvl0w0p7fkbpz6rdqyyq4z5hiv3yzyk4j1ph5qkjd0aq1cl8g.nar.zst"}},
+		{"1123456789abcdfghijklmnpqrsvwxyz.", []string{"1123456789abcdfghijklmnpqrsvwxyz.narinfo", "1123456789abcdfghijklmnpqrsvwxyz.ls"}},
+		{"na", []string{"nar/1b3nvl0w0p7fkbpz6rdqyyq4z5hiv3yzyk4j1ph5qkjd0aq1cl8g.nar.zst", "nar/2b3nvl0w0p7fkbpz6rdqyyq4z5hiv3yzyk4j1ph5qkjd0aq1cl8g.nar"}},
+		{"log/", []string{"log/0123456789abcdfghijklmnpqrsvwxyz-hello.drv"}},
+		{"realisations/", nil},
+		{"zzz", nil},
+	} {
+		got := listKeys(t, c, tc.prefix)
+		if len(got) != len(tc.want) {
+			t.Errorf("List(%q) = %d objects %v, want %d %v", tc.prefix, len(got), keysOf(got), len(tc.want), tc.want)
+		}
+		for _, key := range tc.want {
+			o, ok := got[key]
+			switch {
+			case !ok:
+				t.Errorf("List(%q) lacks %s", tc.prefix, key)
+			case o.Size != int64(objects[key]):
+				t.Errorf("List(%q): %s has size %d, want %d", tc.prefix, key, o.Size, objects[key])
+			case o.LastModified.Before(before) || o.LastModified.After(after):
+				t.Errorf("List(%q): %s last modified %v, want about now", tc.prefix, key, o.LastModified)
+			}
+		}
+	}
+	for _, prefix := range []string{"/", "../", "nar//", "/etc"} {
+		if err := c.List(context.Background(), prefix, func(uploader.Object) error { return nil }); err == nil {
+			t.Errorf("List(%q) succeeded, want an error", prefix)
+		}
+	}
+}
+
+func keysOf(m map[string]uploader.Object) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// testListMany crosses S3's 1,000-key page boundary.
+func testListMany(t *testing.T, c uploader.Cache) {
+	const n = 1234
+	keys := make(chan string)
+	var wg sync.WaitGroup
+	var failed sync.Once
+	for range 8 {
+		wg.Go(func() {
+			for key := range keys {
+				if err := c.Put(context.Background(), key, bytes.NewReader([]byte(key)), uploader.PutOptions{Size: int64(len(key))}); err != nil {
+					failed.Do(func() { t.Errorf("Put(%s): %v", key, err) })
+				}
+			}
+		})
+	}
+	for i := range n {
+		keys <- fmt.Sprintf("many/%05d.narinfo", i)
+	}
+	close(keys)
+	wg.Wait()
+	mustPut(t, c, "other.narinfo", bytes.NewReader(nil), uploader.PutOptions{Size: 0})
+	got := listKeys(t, c, "many/")
+	if len(got) != n {
+		t.Fatalf("List(many/) reported %d objects, want %d", len(got), n)
+	}
+	for i := range n {
+		key := fmt.Sprintf("many/%05d.narinfo", i)
+		if o, ok := got[key]; !ok || o.Size != int64(len(key)) {
+			t.Fatalf("List(many/): %s = %+v, %v; want size %d", key, o, ok, len(key))
+		}
+	}
+	if all := listKeys(t, c, ""); len(all) != n+1 {
+		t.Fatalf("List(\"\") reported %d objects, want %d", len(all), n+1)
+	}
+}
+
+func testListStops(t *testing.T, c uploader.Cache) {
+	for i := range 5 {
+		key := fmt.Sprintf("stop/%d", i)
+		mustPut(t, c, key, bytes.NewReader([]byte("x")), uploader.PutOptions{Size: 1})
+	}
+	stop := errors.New("cachetest: stop")
+	calls := 0
+	err := c.List(context.Background(), "stop/", func(uploader.Object) error {
+		calls++
+		if calls == 2 {
+			return stop
+		}
+		return nil
+	})
+	if err != stop || calls != 2 {
+		t.Fatalf("List with fn failing on the 2nd object = %v after %d calls, want %v unwrapped after 2", err, calls, stop)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.List(ctx, "stop/", func(uploader.Object) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("List with a cancelled context = %v, want an error wrapping context.Canceled", err)
+	}
+}
+
+func testDelete(t *testing.T, c uploader.Cache) {
+	mustPut(t, c, "nar/gone.nar.zst", bytes.NewReader([]byte("bye")), uploader.PutOptions{Size: 3})
+	mustPut(t, c, "gone.narinfo", bytes.NewReader([]byte("bye")), uploader.PutOptions{Size: 3})
+	mustPut(t, c, "kept.narinfo", bytes.NewReader([]byte("hi")), uploader.PutOptions{Size: 2})
+	for _, key := range []string{"nar/gone.nar.zst", "gone.narinfo"} {
+		if err := c.Delete(context.Background(), key); err != nil {
+			t.Fatalf("Delete(%s): %v", key, err)
+		}
+		requireAbsent(t, c, key)
+	}
+	requireContent(t, c, "kept.narinfo", []byte("hi"))
+	if got := listKeys(t, c, ""); len(got) != 1 {
+		t.Fatalf("after deleting two of three objects List reports %v, want only kept.narinfo", keysOf(got))
+	}
+	if err := c.Delete(context.Background(), "never-there.narinfo"); err != nil {
+		t.Fatalf("Delete of a missing key = %v, want nil", err)
+	}
+	for _, key := range []string{"", "/etc/passwd", "../escape", "nar/../../escape", "nar/"} {
+		if err := c.Delete(context.Background(), key); err == nil {
+			t.Errorf("Delete(%q) succeeded, want an error", key)
+		}
+	}
+	requireContent(t, c, "kept.narinfo", []byte("hi"))
+}
+
 func mustPut(t *testing.T, c uploader.Cache, key string, body io.Reader, opt uploader.PutOptions) {
 	t.Helper()
 	if err := c.Put(context.Background(), key, body, opt); err != nil {
@@ -237,6 +412,9 @@ func requireAbsent(t *testing.T, c uploader.Cache, key string) {
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Get(%s) = %v, want an error wrapping fs.ErrNotExist", key, err)
+	}
+	if _, listed := listKeys(t, c, key)[key]; listed {
+		t.Fatalf("List(%s) reports a missing key", key)
 	}
 }
 

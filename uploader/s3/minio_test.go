@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nixs3q/nixs3q/internal/testenv"
 	"github.com/nixs3q/nixs3q/uploader"
@@ -111,4 +112,80 @@ func TestMinIOAnonymousRead(t *testing.T) {
 	if has, err := store.Has(context.Background(), "missing.narinfo"); has || err != nil {
 		t.Errorf("Has(missing) = %v, %v", has, err)
 	}
+}
+
+// TestMinIOPendingUploads starts a multipart upload whose body stalls after
+// the first part, finds it with ListPending, aborts it with AbortPending,
+// and checks that the Put then fails and commits nothing.
+func TestMinIOPendingUploads(t *testing.T) {
+	m := startMinIO(t)
+	m.CreateBucket(t, "pending", false)
+	store := newStore(t, minioConfig(m, "pending"))
+	ctx := context.Background()
+
+	release := make(chan struct{})
+	body := io.MultiReader(
+		io.LimitReader(zeroReader{}, 2*s3.MinPartSize+1),
+		&stallReader{release: release},
+		io.LimitReader(zeroReader{}, 1<<20),
+	)
+	putErr := make(chan error, 1)
+	go func() {
+		putErr <- store.Put(ctx, "nar/stalled.nar.zst", body, uploader.PutOptions{Size: -1, SizeHint: 64 << 20})
+	}()
+
+	var found []uploader.PendingUpload
+	deadline := time.Now().Add(30 * time.Second)
+	for len(found) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		found = found[:0]
+		if err := store.ListPending(ctx, "nar/", func(p uploader.PendingUpload) error {
+			found = append(found, p)
+			return nil
+		}); err != nil {
+			t.Fatalf("ListPending: %v", err)
+		}
+	}
+	if len(found) != 1 || found[0].Key != "nar/stalled.nar.zst" || found[0].ID == "" {
+		t.Fatalf("ListPending = %+v, want the stalled upload of nar/stalled.nar.zst", found)
+	}
+	if age := time.Since(found[0].Started); age < -time.Minute || age > time.Minute {
+		t.Errorf("pending upload started %v ago, want about now", age)
+	}
+	var other int
+	if err := store.ListPending(ctx, "log/", func(uploader.PendingUpload) error { other++; return nil }); err != nil || other != 0 {
+		t.Errorf("ListPending(log/) = %d, %v; want none", other, err)
+	}
+	if err := store.AbortPending(ctx, found[0]); err != nil {
+		t.Fatalf("AbortPending: %v", err)
+	}
+	if err := store.AbortPending(ctx, found[0]); err != nil {
+		t.Errorf("second AbortPending = %v, want nil for an upload that is gone", err)
+	}
+	close(release)
+	if err := <-putErr; err == nil {
+		t.Fatal("Put of an aborted multipart upload succeeded")
+	}
+	if ok, err := store.Has(ctx, "nar/stalled.nar.zst"); ok || err != nil {
+		t.Fatalf("Has after the aborted upload = %v, %v; want false, nil", ok, err)
+	}
+	var left int
+	if err := store.ListPending(ctx, "", func(uploader.PendingUpload) error { left++; return nil }); err != nil || left != 0 {
+		t.Fatalf("ListPending after abort = %d, %v; want none", left, err)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// stallReader blocks its first Read until release is closed, then ends.
+type stallReader struct{ release chan struct{} }
+
+func (r *stallReader) Read([]byte) (int, error) {
+	<-r.release
+	return 0, io.EOF
 }

@@ -103,13 +103,19 @@ func (s *Store) abort(ctx context.Context, key, uploadID string) {
 	_, err := s.client.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{
 		Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key), UploadId: aws.String(uploadID),
 	})
-	var noUpload *types.NoSuchUpload
-	if err != nil && !errors.As(err, &noUpload) && statusCode(err) != http.StatusNotFound {
+	if err != nil && !isNoSuchUpload(err) {
 		// Parts of an unfinished upload are invisible to readers but cost
 		// storage until a lifecycle rule removes them.
 		s.log.Warn("could not abort failed multipart upload", zap.String("key", key),
 			zap.String("upload_id", uploadID), zap.Error(err))
 	}
+}
+
+// isNoSuchUpload reports whether err says the multipart upload no longer
+// exists (completed or aborted meanwhile).
+func isNoSuchUpload(err error) bool {
+	var noUpload *types.NoSuchUpload
+	return errors.As(err, &noUpload) || statusCode(err) == http.StatusNotFound
 }
 
 // putSingle sends body with one PutObject. Bodies up to one part are held in
