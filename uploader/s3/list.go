@@ -3,6 +3,7 @@ package s3
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -60,14 +61,15 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 
 // ListPending pages through ListMultipartUploads (1,000 per request) and
 // reports every multipart upload that was started and not yet completed
-// or aborted, in ascending key order.
+// or aborted, in ascending key order. The prefix is applied here, not sent:
+// MinIO answers a listing prefix only when it names one key exactly, and
+// lists everything without one.
 func (s *Store) ListPending(ctx context.Context, prefix string, fn func(uploader.PendingUpload) error) error {
 	if err := uploader.CheckPrefix(prefix); err != nil {
 		return fmt.Errorf("s3: list uploads: %w", err)
 	}
 	in := &awss3.ListMultipartUploadsInput{
 		Bucket:     &s.cfg.Bucket,
-		Prefix:     aws.String(prefix),
 		MaxUploads: aws.Int32(listPageSize),
 	}
 	for {
@@ -77,6 +79,9 @@ func (s *Store) ListPending(ctx context.Context, prefix string, fn func(uploader
 		}
 		for _, u := range out.Uploads {
 			p := uploader.PendingUpload{Key: aws.ToString(u.Key), ID: aws.ToString(u.UploadId)}
+			if !strings.HasPrefix(p.Key, prefix) {
+				continue
+			}
 			if u.Initiated != nil {
 				p.Started = *u.Initiated
 			}
