@@ -21,14 +21,13 @@ type StatsFunc func() (queue.Stats, error)
 // Metrics holds the collectors of one daemon. Its methods are safe for
 // concurrent use. A nil *Metrics ignores every observation.
 type Metrics struct {
-	reg             *prometheus.Registry
-	uploadSeconds   prometheus.Histogram
-	publishLatency  prometheus.Histogram
-	retries         *prometheus.CounterVec
-	failures        *prometheus.CounterVec
-	narBytesRead    prometheus.Counter
-	closurePaths    prometheus.Counter
-	hookConnections prometheus.Counter
+	reg            *prometheus.Registry
+	uploadSeconds  prometheus.Histogram
+	publishLatency prometheus.Histogram
+	retries        *prometheus.CounterVec
+	failures       *prometheus.CounterVec
+	narBytesRead   prometheus.Counter
+	closurePaths   prometheus.Counter
 }
 
 // New builds the metrics of a daemon whose queue statistics stats reads.
@@ -73,9 +72,6 @@ func New(stats StatsFunc) *Metrics {
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
-
-// Registry is where the collectors live, for tests and extra collectors.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Uploaded records a finished queue item: how long the upload took, and how
 // long since the item was enqueued.

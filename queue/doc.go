@@ -28,4 +28,17 @@
 //     changes they count; Claim and NextDue use an index ordered by due time.
 //
 // Check verifies all of the invariants above that can be verified on disk.
+//
+// # Why the narinfo presence cache lives here
+//
+// Besides the queue, the file holds the presence cache (PresentFresh,
+// MarkPresent, ForgetPresent): which narinfos were recently seen in the
+// binary cache, which *Queue offers as the uploader.Presence interface. It
+// lives in this package because it must persist across restarts, so that a
+// restarted daemon does not look up every closure member again, and this
+// package is the only one allowed to open the bbolt file, which one process
+// holds locked. A second database file would mean a second lock, a second
+// fsync path and a second place to check. The presence cache is advisory:
+// its marks are written in their own transactions, never in those of queue
+// items, and losing one costs a lookup, never correctness.
 package queue

@@ -2,7 +2,6 @@ package uploader
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -87,7 +86,8 @@ type transfer struct {
 
 // New returns an Uploader. cfg is validated and defaulted. presence may be
 // nil, as may key (narinfos then carry only the signatures the store already
-// has). log may be nil.
+// has). log may be nil; it is used as given, the caller names it (main
+// passes log.Named("uploader")).
 func New(cfg Config, cache Cache, src PathInfoSource, presence Presence, key *nix.SecretKey, log *zap.Logger) (*Uploader, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -112,7 +112,7 @@ func New(cfg Config, cache Cache, src PathInfoSource, presence Presence, key *ni
 		src:       src,
 		presence:  presence,
 		key:       key,
-		log:       log.Named("uploader"),
+		log:       log,
 		codec:     c,
 		sem:       make(chan struct{}, cfg.Concurrency),
 		flights:   make(map[string]*flight),
@@ -120,9 +120,6 @@ func New(cfg Config, cache Cache, src PathInfoSource, presence Presence, key *ni
 		transfers: make(map[*transfer]struct{}),
 	}, nil
 }
-
-// String names the uploader's destination for logs.
-func (u *Uploader) String() string { return fmt.Sprintf("%s (%s)", u.cache, u.cfg.Compression) }
 
 // Active returns the NARs being streamed right now, oldest first. It never
 // blocks on I/O.
