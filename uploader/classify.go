@@ -6,14 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
-	"net/http"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
-
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // ErrHashMismatch reports that the NAR streamed from the store does not hash
@@ -95,8 +89,12 @@ const (
 
 // Classify decides whether a failed upload attempt is permanent or transient.
 // It is the only place nixs3q makes that decision; it looks through wrapped
-// errors and never blocks. Unknown errors are transient, so a surprise
-// costs a retry rather than a lost path. A nil error gives the zero Class.
+// errors and never blocks. It reads only neutral errors: the causes of
+// errors.go that backends translate their own errors into, this package's
+// sentinels, and the standard library's context, file system and network
+// errors. The delay of a transient failure comes from an error in the chain
+// with a RetryAfter() time.Duration method (BackendError has one). Unknown
+// errors are transient, so a surprise costs a retry rather than a lost path. A nil error gives the zero Class.
 func Classify(err error) Class {
 	if err == nil {
 		return Class{}
@@ -105,10 +103,36 @@ func Classify(err error) Class {
 	if c.Code = reasonCodes[c.Reason]; c.Code == "" {
 		c.Code = "other"
 	}
-	if !c.Permanent {
-		c.RetryAfter = RetryAfter(err, time.Now())
+	var delay interface{ RetryAfter() time.Duration }
+	if !c.Permanent && errors.As(err, &delay) {
+		c.RetryAfter = max(delay.RetryAfter(), 0)
 	}
 	return c
+}
+
+// kindClasses says, for each neutral cause a backend reports, whether it is
+// permanent and what to tell the user.
+var kindClasses = []struct {
+	kind      error
+	permanent bool
+	reason    string
+}{
+	{ErrAccessDenied, true, reasonAccessDenied},
+	{ErrNoSuchBucket, true, reasonNoBucket},
+	{ErrUnknownAccessKey, true, reasonAccessKey},
+	{ErrSignatureMismatch, true, reasonSignature},
+	{ErrInvalidBucketName, true, reasonBucketName},
+	{ErrWrongRegion, true, reasonRegion},
+	{ErrInvalidStorageClass, true, reasonStorageClass},
+	{ErrTooLarge, true, reasonTooLarge},
+	{ErrNotSupported, true, reasonNotSupported},
+	{ErrNoCredentials, true, reasonNoCreds},
+	{ErrCredentialsUnreachable, false, reasonCredsNet},
+	{ErrCredentialsExpired, false, reasonExpired},
+	{ErrClockSkew, false, reasonClockSkew},
+	{ErrThrottled, false, reasonThrottled},
+	{ErrTimeout, false, reasonTimeout},
+	{ErrNetwork, false, reasonNetwork},
 }
 
 func classify(err error) Class {
@@ -128,57 +152,17 @@ func classify(err error) Class {
 		return transient(reasonCanceled)
 	}
 
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode() {
-		case "AccessDenied", "AllAccessDisabled", "Forbidden":
-			return permanent(reasonAccessDenied)
-		case "NoSuchBucket":
-			return permanent(reasonNoBucket)
-		case "InvalidAccessKeyId":
-			return permanent(reasonAccessKey)
-		case "SignatureDoesNotMatch":
-			return permanent(reasonSignature)
-		case "InvalidBucketName":
-			return permanent(reasonBucketName)
-		case "AuthorizationHeaderMalformed", "PermanentRedirect", "IllegalLocationConstraintException":
-			return permanent(reasonRegion)
-		case "InvalidStorageClass":
-			return permanent(reasonStorageClass)
-		case "EntityTooLarge":
-			return permanent(reasonTooLarge)
-		case "NotImplemented":
-			return permanent(reasonNotSupported)
-		case "RequestTimeout", "RequestTimeoutException":
-			return transient(reasonTimeout)
-		case "RequestTimeTooSkewed":
-			return transient(reasonClockSkew)
-		case "ExpiredToken", "TokenRefreshRequired", "RequestExpired":
-			return transient(reasonExpired)
-		case "SlowDown", "Throttling", "ThrottlingException", "TooManyRequestsException",
-			"RequestLimitExceeded", "BandwidthLimitExceeded", "RequestThrottled":
-			return transient(reasonThrottled)
+	for _, k := range kindClasses {
+		if errors.Is(err, k.kind) {
+			return Class{Permanent: k.permanent, Reason: k.reason}
 		}
 	}
-
-	switch status := httpStatus(err); {
-	case status == http.StatusForbidden:
-		return permanent(reasonAccessDenied)
-	case status == http.StatusMovedPermanently:
-		return permanent(reasonRegion)
-	case status == http.StatusNotImplemented:
-		return permanent(reasonNotSupported)
-	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
-		return transient(reasonThrottled)
-	case status >= 500:
-		return transient(fmt.Sprintf("the server failed (HTTP %d); it is retried", status))
-	}
-
-	if isCredentialsError(err) {
-		if isNetworkError(err) {
-			return transient(reasonCredsNet)
+	if errors.Is(err, ErrServer) {
+		var be *BackendError
+		if errors.As(err, &be) && be.Status != 0 {
+			return transient(fmt.Sprintf("the server failed (HTTP %d); it is retried", be.Status))
 		}
-		return permanent(reasonNoCreds)
+		return transient("the server failed; it is retried")
 	}
 
 	switch {
@@ -196,34 +180,6 @@ func classify(err error) Class {
 	return transient(reasonUnknown)
 }
 
-// httpStatus is the status code of the HTTP response inside err, or 0.
-func httpStatus(err error) int {
-	var withStatus interface{ HTTPStatusCode() int }
-	if errors.As(err, &withStatus) {
-		return withStatus.HTTPStatusCode()
-	}
-	return 0
-}
-
-// isCredentialsError recognises failures of the AWS credential chain. The SDK
-// has no error type for them, only stable message fragments from the auth
-// middleware and the credential cache.
-func isCredentialsError(err error) bool {
-	msg := err.Error()
-	for _, fragment := range []string{
-		"get identity:",
-		"failed to refresh cached credentials",
-		"no EC2 IMDS role found",
-		"failed to retrieve credentials",
-		"static credentials are empty",
-	} {
-		if strings.Contains(msg, fragment) {
-			return true
-		}
-	}
-	return false
-}
-
 func isTimeout(err error) bool {
 	var timeout interface{ Timeout() bool }
 	return errors.As(err, &timeout) && timeout.Timeout()
@@ -231,36 +187,7 @@ func isTimeout(err error) bool {
 
 func isNetworkError(err error) bool {
 	var netErr net.Error
-	var connErr interface{ ConnectionError() bool }
 	return errors.As(err, &netErr) ||
-		(errors.As(err, &connErr) && connErr.ConnectionError()) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.EPIPE)
-}
-
-// RetryAfter reads the Retry-After header (delay-seconds or an HTTP date,
-// relative to now) of the HTTP response inside err. It returns 0 when err
-// holds no response, the header is absent or unparseable, or the date has
-// passed. Values beyond a day are treated as unparseable.
-func RetryAfter(err error, now time.Time) time.Duration {
-	var respErr *smithyhttp.ResponseError
-	if !errors.As(err, &respErr) || respErr.Response == nil || respErr.Response.Response == nil {
-		return 0
-	}
-	value := strings.TrimSpace(respErr.Response.Header.Get("Retry-After"))
-	if value == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(value, 10, 64); err == nil {
-		if secs <= 0 || secs > int64(24*time.Hour/time.Second) {
-			return 0
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if at, err := http.ParseTime(value); err == nil && at.After(now) {
-		if d := at.Sub(now); d <= 24*time.Hour {
-			return d
-		}
-	}
-	return 0
 }

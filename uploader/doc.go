@@ -2,6 +2,13 @@
 // store metadata, dedup against the cache, streaming NARs, compression,
 // signed narinfos, and the one place where errors are classified (Classify).
 //
+// The package knows no storage backend. Backends (uploader/s3,
+// uploader/local) implement Cache and translate their own errors into the
+// neutral causes of errors.go (ErrAccessDenied, ErrNoSuchBucket,
+// ErrThrottled, ... carried by a BackendError with the server's
+// Retry-After); the local backend's file system errors are the standard
+// library's. Classify reads only those, so nothing here imports a cloud SDK.
+//
 // # Promises
 //
 //   - Consistency: a narinfo, the commit point of a path, is written only

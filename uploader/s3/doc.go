@@ -12,10 +12,15 @@
 //     fs.ErrNotExist.
 //   - Credentials come only from the AWS default chain; no credential is
 //     ever logged or part of String.
-//   - Transient failures (5xx, throttling, 429, connection errors) are
-//     retried inside the SDK up to MaxAttempts with exponential backoff and
-//     at least the server's Retry-After; what still fails is returned for
-//     uploader.Classify to judge.
+//   - Transient request failures (5xx, throttling, 429, connection errors)
+//     are retried inside the SDK up to MaxAttempts with exponential backoff
+//     and at least the server's Retry-After: transport retries within one
+//     request, nothing more. What still fails is returned translated
+//     (errors.go) into uploader's neutral causes, an *uploader.BackendError
+//     matching uploader.ErrAccessDenied, ErrNoSuchBucket, ErrThrottled, ...
+//     with the HTTP status and the Retry-After, and keeping the SDK's error
+//     and message. Whether the attempt is retried later is decided only by
+//     uploader.Classify, which knows nothing of AWS.
 //   - Checksums are computed only where the S3 API requires them, which
 //     S3-compatible servers accept.
 package s3

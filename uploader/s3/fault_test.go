@@ -3,6 +3,7 @@ package s3_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -100,8 +101,11 @@ func TestGivesUpAfterMaxAttempts(t *testing.T) {
 	if n := fake.count(func(r request) bool { return r.method == http.MethodPut }); n != cfg.MaxAttempts {
 		t.Errorf("%d PUT attempts, want MaxAttempts = %d", n, cfg.MaxAttempts)
 	}
-	if c := uploader.Classify(err); c.Permanent {
-		t.Errorf("Classify(%v) = %+v, want transient", err, c)
+	if !errors.Is(err, uploader.ErrServer) {
+		t.Errorf("Put = %v, want an error matching %v", err, uploader.ErrServer)
+	}
+	if c := uploader.Classify(err); c.Permanent || !strings.Contains(c.Reason, "HTTP 500") {
+		t.Errorf("Classify(%v) = %+v, want transient HTTP 500", err, c)
 	}
 	if has, _ := newStore(t, cfg).Has(context.Background(), "nar/x.nar"); has {
 		t.Error("object exists after a failed Put")
@@ -157,13 +161,16 @@ func TestPermanentErrors(t *testing.T) {
 	for _, tc := range []struct {
 		status int
 		code   string
+		kind   error
 		reason string
 	}{
-		{http.StatusForbidden, "AccessDenied", "s3:PutObject"},
-		{http.StatusForbidden, "InvalidAccessKeyId", "access key ID"},
-		{http.StatusForbidden, "SignatureDoesNotMatch", "secret access key"},
-		{http.StatusNotFound, "NoSuchBucket", "bucket does not exist"},
-		{http.StatusBadRequest, "InvalidBucketName", "bucket name"},
+		{http.StatusForbidden, "AccessDenied", uploader.ErrAccessDenied, "s3:PutObject"},
+		{http.StatusForbidden, "InvalidAccessKeyId", uploader.ErrUnknownAccessKey, "access key ID"},
+		{http.StatusForbidden, "SignatureDoesNotMatch", uploader.ErrSignatureMismatch, "secret access key"},
+		{http.StatusNotFound, "NoSuchBucket", uploader.ErrNoSuchBucket, "bucket does not exist"},
+		{http.StatusBadRequest, "InvalidBucketName", uploader.ErrInvalidBucketName, "bucket name"},
+		{http.StatusBadRequest, "InvalidStorageClass", uploader.ErrInvalidStorageClass, "storage class"},
+		{http.StatusNotImplemented, "NotImplemented", uploader.ErrNotSupported, "does not implement"},
 	} {
 		t.Run(tc.code, func(t *testing.T) {
 			fake := newFakeS3(t, func(w http.ResponseWriter, r *http.Request, n int) bool {
@@ -176,6 +183,9 @@ func TestPermanentErrors(t *testing.T) {
 			err := putAndCheck(t, newStore(t, testConfig(fake.srv.URL)), "x.narinfo", 100)
 			if err == nil {
 				t.Fatal("Put succeeded")
+			}
+			if !errors.Is(err, tc.kind) {
+				t.Errorf("Put = %v, want an error matching %v", err, tc.kind)
 			}
 			c := uploader.Classify(err)
 			if !c.Permanent || !strings.Contains(c.Reason, tc.reason) {
@@ -196,6 +206,9 @@ func TestMissingBucketReal(t *testing.T) {
 	cfg.Bucket = "no-such-bucket"
 	store := newStore(t, cfg)
 	err := store.Put(context.Background(), "x.narinfo", strings.NewReader("x"), uploader.PutOptions{Size: 1})
+	if !errors.Is(err, uploader.ErrNoSuchBucket) {
+		t.Errorf("Put to a missing bucket = %v, want an error matching %v", err, uploader.ErrNoSuchBucket)
+	}
 	if c := uploader.Classify(err); err == nil || !c.Permanent || !strings.Contains(c.Reason, "bucket does not exist") {
 		t.Errorf("Put to a missing bucket = %v, classified %+v; want permanent missing bucket", err, c)
 	}
@@ -213,6 +226,9 @@ func TestNoCredentials(t *testing.T) {
 		t.Fatal("Put succeeded without credentials")
 	}
 	t.Logf("Put without credentials: %v", err)
+	if !errors.Is(err, uploader.ErrNoCredentials) {
+		t.Errorf("Put = %v, want an error matching %v", err, uploader.ErrNoCredentials)
+	}
 	if c := uploader.Classify(err); !c.Permanent || !strings.Contains(c.Reason, "no AWS credentials") {
 		t.Errorf("Classify(%v) = %+v, want permanent no credentials", err, c)
 	}

@@ -2,6 +2,7 @@ package s3_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -52,12 +53,13 @@ func TestMinIOErrors(t *testing.T) {
 		name          string
 		bucket        string
 		key, secret   string
+		kind          error
 		wantPermanent bool
 		reason        string
 	}{
-		{"missing bucket", "no-such-bucket", m.AccessKey, m.SecretKey, true, "bucket does not exist"},
-		{"unknown access key", "cache", "AKIAUNKNOWNUNKNOWN", m.SecretKey, true, "access key ID"},
-		{"wrong secret", "cache", m.AccessKey, "wrong-secret-key", true, "secret access key"},
+		{"missing bucket", "no-such-bucket", m.AccessKey, m.SecretKey, uploader.ErrNoSuchBucket, true, "bucket does not exist"},
+		{"unknown access key", "cache", "AKIAUNKNOWNUNKNOWN", m.SecretKey, uploader.ErrUnknownAccessKey, true, "access key ID"},
+		{"wrong secret", "cache", m.AccessKey, "wrong-secret-key", uploader.ErrSignatureMismatch, true, "secret access key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("AWS_ACCESS_KEY_ID", tc.key)
@@ -66,6 +68,9 @@ func TestMinIOErrors(t *testing.T) {
 			err := store.Put(context.Background(), "x.narinfo", strings.NewReader("x"), uploader.PutOptions{Size: 1})
 			if err == nil {
 				t.Fatal("Put succeeded")
+			}
+			if !errors.Is(err, tc.kind) {
+				t.Errorf("Put = %v, want an error matching %v", err, tc.kind)
 			}
 			c := uploader.Classify(err)
 			if c.Permanent != tc.wantPermanent || !strings.Contains(c.Reason, tc.reason) {

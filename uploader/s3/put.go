@@ -60,7 +60,7 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, opt uploade
 		err = s.putSingle(ctx, key, body, opt.ContentType)
 	}
 	if err != nil {
-		return fmt.Errorf("s3: put %s: %w", key, err)
+		return fmt.Errorf("s3: put %s: %w", key, translate(err))
 	}
 	return nil
 }
@@ -115,7 +115,7 @@ func (s *Store) abort(ctx context.Context, key, uploadID string) {
 // exists (completed or aborted meanwhile).
 func isNoSuchUpload(err error) bool {
 	var noUpload *types.NoSuchUpload
-	return errors.As(err, &noUpload) || statusCode(err) == http.StatusNotFound
+	return errors.As(err, &noUpload) || httpStatus(err) == http.StatusNotFound
 }
 
 // putSingle sends body with one PutObject. Bodies up to one part are held in

@@ -1,6 +1,7 @@
 package s3_test
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -87,6 +88,9 @@ func TestRetryAfterReachesClassify(t *testing.T) {
 			}
 			if elapsed := time.Since(start); elapsed > 4*time.Second {
 				t.Errorf("Put took %v", elapsed)
+			}
+			if !errors.Is(err, uploader.ErrThrottled) {
+				t.Errorf("Put = %v, want an error matching %v", err, uploader.ErrThrottled)
 			}
 			c := uploader.Classify(err)
 			if c.Permanent || c.RetryAfter != tc.want || !strings.Contains(c.Reason, "throttling") {

@@ -7,14 +7,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-
-	"github.com/nixs3q/nixs3q/uploader"
 )
 
 // newRetryer builds the SDK retryer: the standard one (exponential backoff
 // with jitter, retrying 5xx, throttling and connection errors) plus 429,
 // without the client-side retry quota, because the queue already bounds how
-// often a path is retried, and honouring the server's Retry-After.
+// often a path is retried, and honouring the server's Retry-After. These are
+// transport retries within one request; whether a request that still fails
+// is retried later is uploader.Classify's decision, on the translated error.
 func newRetryer(cfg Config) aws.Retryer {
 	std := retry.NewStandard(func(o *retry.StandardOptions) {
 		o.MaxAttempts = cfg.MaxAttempts
@@ -30,7 +30,7 @@ func newRetryer(cfg Config) aws.Retryer {
 // retryAfterRetryer waits at least as long as the server's Retry-After
 // header asks before the next attempt. A Retry-After beyond maxWait ends the
 // request with the server's error instead of sleeping inside it, so the
-// caller can reschedule the work (uploader.Classify reports the delay).
+// caller can reschedule the work (the error it returns carries the delay, see translate).
 type retryAfterRetryer struct {
 	aws.RetryerV2
 	maxWait time.Duration
@@ -42,7 +42,7 @@ func (r *retryAfterRetryer) RetryDelay(attempt int, opErr error) (time.Duration,
 	if err != nil {
 		return delay, err
 	}
-	asked := uploader.RetryAfter(opErr, r.now())
+	asked := retryAfter(opErr, r.now())
 	if asked > r.maxWait {
 		return 0, opErr
 	}

@@ -133,11 +133,11 @@ func (s *Store) Has(ctx context.Context, key string) (bool, error) {
 	if errors.As(err, &notFound) {
 		return false, nil
 	}
-	switch statusCode(err) {
+	switch httpStatus(err) {
 	case http.StatusNotFound, http.StatusForbidden:
 		return false, nil
 	}
-	return false, fmt.Errorf("s3: head %s: %w", key, err)
+	return false, fmt.Errorf("s3: head %s: %w", key, translate(err))
 }
 
 // Get opens key with GetObject; the caller closes the body. A missing key
@@ -149,27 +149,10 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	out, err := s.client.GetObject(ctx, &awss3.GetObjectInput{Bucket: &s.cfg.Bucket, Key: &key})
 	if err != nil {
 		var noKey *types.NoSuchKey
-		if errors.As(err, &noKey) || statusCode(err) == http.StatusNotFound && !isNoSuchBucket(err) {
+		if errors.As(err, &noKey) || httpStatus(err) == http.StatusNotFound && !isNoSuchBucket(err) {
 			return nil, fmt.Errorf("s3: get %s: %w", key, fs.ErrNotExist)
 		}
-		return nil, fmt.Errorf("s3: get %s: %w", key, err)
+		return nil, fmt.Errorf("s3: get %s: %w", key, translate(err))
 	}
 	return out.Body, nil
-}
-
-func statusCode(err error) int {
-	var withStatus interface{ HTTPStatusCode() int }
-	if errors.As(err, &withStatus) {
-		return withStatus.HTTPStatusCode()
-	}
-	return 0
-}
-
-func isNoSuchBucket(err error) bool {
-	var noBucket *types.NoSuchBucket
-	if errors.As(err, &noBucket) {
-		return true
-	}
-	var apiErr interface{ ErrorCode() string }
-	return errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchBucket"
 }
