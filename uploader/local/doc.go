@@ -9,4 +9,8 @@
 //     file://, a web server) see the old file or the whole new one.
 //   - A failed Put leaves no file behind and the old object intact.
 //   - Keys cannot escape the directory: absolute keys and ".." are refused.
+//   - Errors are the standard library's file system errors, wrapped:
+//     fs.ErrPermission, syscall.EROFS, syscall.ENOSPC and the like are what
+//     uploader.Classify reads, so this backend needs no translation of its
+//     own; a missing key is fs.ErrNotExist.
 package local
