@@ -10,23 +10,62 @@ import (
 	"github.com/nixs3q/nixs3q/nix"
 )
 
-// Defaults of Config.
+// Compression methods.
 const (
-	DefaultCompression       = "zstd"
+	CompressionZstd = "zstd"
+	CompressionXz   = "xz"
+	CompressionNone = "none"
+)
+
+// Defaults of Config and Format.
+const (
+	DefaultCompression       = CompressionZstd
 	DefaultConcurrency       = 4
 	DefaultLookupConcurrency = 16
 	DefaultPresenceTTL       = time.Hour
-	DefaultPriority          = 40
+	// DefaultPriority is the Priority of nix-cache-info, the value Nix's
+	// own binary caches use.
+	DefaultPriority = 40
 )
 
 // Config tunes an Uploader. Zero fields take the documented defaults, except
-// PresenceTTL and WantMassQuery, whose zero values (presence cache off, false)
-// are valid choices: start from DefaultConfig to get every default.
+// PresenceTTL and Format.WantMassQuery, whose zero values (presence cache
+// off, false) are valid choices: start from DefaultConfig to get every
+// default.
 type Config struct {
 	// StoreDir is the store directory of the paths uploaded and of the
 	// cache; default nix.DefaultStoreDir.
 	StoreDir string
 
+	// Format is how the cache is written: the settings a store URL
+	// carries besides where the cache is (see package storeurl).
+	Format
+
+	// Concurrency is the number of NARs streamed at once; default 4.
+	Concurrency int
+
+	// LookupConcurrency is the number of narinfo lookups (HEAD) in flight
+	// at once; default 16.
+	LookupConcurrency int
+
+	// PresenceTTL is how long a narinfo recorded as present in the presence
+	// cache is trusted without asking the cache (DefaultConfig: 1h). 0
+	// disables the presence cache: it is neither read nor written.
+	PresenceTTL time.Duration
+
+	// SkipSignedBy names signing keys of upstream caches (for example
+	// "cache.nixos.org-1"). A closure member whose store metadata carries
+	// a signature by one of them is not uploaded: clients get it from that
+	// upstream cache, and paths referring to it are still published. The
+	// cache then holds complete closures only together with the upstream
+	// cache, so clients must use both. Empty: upload every closure member.
+	SkipSignedBy []string
+}
+
+// Format is how objects are written to the cache. Zero fields take the
+// documented defaults, except WantMassQuery (false is a valid choice): start
+// from DefaultFormat to get every default.
+type Format struct {
 	// Compression of NARs: "zstd" (default), "xz" or "none".
 	Compression string
 
@@ -41,30 +80,10 @@ type Config struct {
 	// "none" takes only 0.
 	CompressionLevel int
 
-	// Concurrency is the number of NARs streamed at once; default 4.
-	Concurrency int
-
-	// LookupConcurrency is the number of narinfo lookups (HEAD) in flight
-	// at once; default 16.
-	LookupConcurrency int
-
-	// PresenceTTL is how long a narinfo recorded as present in the presence
-	// cache is trusted without asking the cache (DefaultConfig: 1h). 0
-	// disables the presence cache: it is neither read nor written.
-	PresenceTTL time.Duration
-
 	// Priority and WantMassQuery are written into nix-cache-info when the
-	// cache has none. Priority defaults to 40.
+	// cache has none. Priority defaults to DefaultPriority (40).
 	Priority      int
 	WantMassQuery bool
-
-	// SkipSignedBy names signing keys of upstream caches (for example
-	// "cache.nixos.org-1"). A closure member whose store metadata carries
-	// a signature by one of them is not uploaded: clients get it from that
-	// upstream cache, and paths referring to it are still published. The
-	// cache then holds complete closures only together with the upstream
-	// cache, so clients must use both. Empty: upload every closure member.
-	SkipSignedBy []string
 
 	// WriteNarListing uploads, beside each NAR, "<hashpart>.ls": the JSON
 	// listing of the NAR's file tree that Nix writes with
@@ -77,7 +96,13 @@ type Config struct {
 // DefaultConfig returns a Config with every default filled in, including
 // PresenceTTL 1h and WantMassQuery true.
 func DefaultConfig() Config {
-	return Config{PresenceTTL: DefaultPresenceTTL, WantMassQuery: true}.withDefaults()
+	return Config{Format: DefaultFormat(), PresenceTTL: DefaultPresenceTTL}.withDefaults()
+}
+
+// DefaultFormat returns a Format with every default filled in, including
+// WantMassQuery true.
+func DefaultFormat() Format {
+	return Format{WantMassQuery: true}.withDefaults()
 }
 
 // withDefaults fills the zero fields.
@@ -85,19 +110,25 @@ func (c Config) withDefaults() Config {
 	if c.StoreDir == "" {
 		c.StoreDir = nix.DefaultStoreDir
 	}
-	if c.Compression == "" {
-		c.Compression = DefaultCompression
-	}
+	c.Format = c.Format.withDefaults()
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
 	}
 	if c.LookupConcurrency == 0 {
 		c.LookupConcurrency = DefaultLookupConcurrency
 	}
-	if c.Priority == 0 {
-		c.Priority = DefaultPriority
-	}
 	return c
+}
+
+// withDefaults fills the zero fields.
+func (f Format) withDefaults() Format {
+	if f.Compression == "" {
+		f.Compression = DefaultCompression
+	}
+	if f.Priority == 0 {
+		f.Priority = DefaultPriority
+	}
+	return f
 }
 
 // Validate reports the first invalid field, treating zero fields as their
@@ -107,23 +138,8 @@ func (c Config) Validate() error {
 	if c.StoreDir == "/" || !path.IsAbs(c.StoreDir) || path.Clean(c.StoreDir) != c.StoreDir {
 		return fmt.Errorf("uploader: store directory %q is not a clean absolute path", c.StoreDir)
 	}
-	var maxLevel int
-	switch c.Compression {
-	case "zstd":
-		maxLevel = 22
-	case "xz":
-		maxLevel = 9
-	case "none":
-		maxLevel = 0
-	default:
-		return fmt.Errorf("uploader: unknown compression %q (want zstd, xz or none)", c.Compression)
-	}
-	if c.CompressionLevel < 0 || c.CompressionLevel > maxLevel {
-		if maxLevel == 0 {
-			return fmt.Errorf("uploader: compression none takes no level (got %d)", c.CompressionLevel)
-		}
-		return fmt.Errorf("uploader: %s compression level %d out of range 1..%d (0 for the default)",
-			c.Compression, c.CompressionLevel, maxLevel)
+	if err := c.Format.Validate(); err != nil {
+		return err
 	}
 	if c.Concurrency < 0 {
 		return errors.New("uploader: concurrency must be positive")
@@ -134,13 +150,38 @@ func (c Config) Validate() error {
 	if c.PresenceTTL < 0 {
 		return errors.New("uploader: presence TTL must not be negative")
 	}
-	if c.Priority < 0 {
-		return errors.New("uploader: priority must not be negative")
-	}
 	for _, k := range c.SkipSignedBy {
 		if k == "" || strings.ContainsAny(k, ": \t\n") {
 			return fmt.Errorf("uploader: upstream key name %q is not a key name (want e.g. cache.nixos.org-1)", k)
 		}
+	}
+	return nil
+}
+
+// Validate reports the first invalid field, treating zero fields as their
+// defaults. It is the one place where compression levels are checked.
+func (f Format) Validate() error {
+	f = f.withDefaults()
+	var maxLevel int
+	switch f.Compression {
+	case CompressionZstd:
+		maxLevel = 22
+	case CompressionXz:
+		maxLevel = 9
+	case CompressionNone:
+		maxLevel = 0
+	default:
+		return fmt.Errorf("uploader: unknown compression %q (want zstd, xz or none)", f.Compression)
+	}
+	if f.CompressionLevel < 0 || f.CompressionLevel > maxLevel {
+		if maxLevel == 0 {
+			return fmt.Errorf("uploader: compression none takes no level (got %d)", f.CompressionLevel)
+		}
+		return fmt.Errorf("uploader: compression %s takes levels 1 to %d (0 for the default), not %d",
+			f.Compression, maxLevel, f.CompressionLevel)
+	}
+	if f.Priority < 0 {
+		return errors.New("uploader: priority must not be negative")
 	}
 	return nil
 }

@@ -36,12 +36,12 @@ func runDaemon(ctx context.Context, args []string) error {
 	fs.StringVar(&f.secretKeyFile, "secret-key-file", "", "Nix signing key file (NAME:BASE64), as made by 'nix key generate-secret'; may also be given as the store URL's secret-key parameter")
 	fs.StringVar(&f.stateDir, "state-dir", envOr(hook.StateDirEnv, hook.DefaultStateDir), "directory for the queue database and the spool (env NIXS3Q_STATE_DIR)")
 	fs.StringVar(&f.socket, "socket", defaultSocket(), "Unix socket to listen on (env NIXS3Q_SOCKET)")
-	fs.IntVar(&f.workers, "workers", 4, "queued paths processed at once; also the number of NARs uploaded at once")
+	fs.IntVar(&f.workers, "workers", uploader.DefaultConcurrency, "queued paths processed at once; also the number of NARs uploaded at once")
 	fs.StringVar(&f.compression, "compression", "", "NAR compression: zstd, xz or none (default: the store URL's compression parameter, else zstd)")
-	fs.IntVar(&f.compressionLevel, "compression-level", 0, "compression level (0: the compressor's default; zstd 1-22, xz 0-9)")
+	fs.IntVar(&f.compressionLevel, "compression-level", 0, "compression level (0: the compressor's default; zstd 1-22, xz 1-9)")
 	fs.StringVar(&f.allowGroup, "allow-group", "", "group whose members may queue and retry paths, besides root and the daemon's user")
-	fs.IntVar(&f.maxAttempts, "max-attempts", 8, "attempts before a path moves to the failed list")
-	fs.DurationVar(&f.presenceTTL, "presence-ttl", time.Hour, "how long a path seen in the cache is trusted to still be there (0 disables the presence cache)")
+	fs.IntVar(&f.maxAttempts, "max-attempts", queue.DefaultMaxAttempts, "attempts before a path moves to the failed list")
+	fs.DurationVar(&f.presenceTTL, "presence-ttl", uploader.DefaultPresenceTTL, "how long a path seen in the cache is trusted to still be there (0 disables the presence cache)")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight uploads may finish after SIGTERM")
 	fs.StringVar(&f.storeDir, "store-dir", nix.DefaultStoreDir, "the Nix store directory")
 	fs.StringVar(&f.nixBin, "nix", "nix", "the nix command used to read store metadata")
@@ -97,10 +97,10 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 		return &exitError{2, err}
 	}
 	if f.compression != "" {
-		spec.Compression = f.compression
+		spec.Format.Compression = f.compression
 	}
 	if f.compressionLevel != 0 {
-		spec.CompressionLevel = f.compressionLevel
+		spec.Format.CompressionLevel = f.compressionLevel
 	}
 	keyFile := f.secretKeyFile
 	if keyFile == "" {
@@ -114,15 +114,11 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 		return &exitError{2, err}
 	}
 	ucfg := uploader.Config{
-		StoreDir:         f.storeDir,
-		Compression:      spec.Compression,
-		CompressionLevel: spec.CompressionLevel,
-		Concurrency:      f.workers,
-		PresenceTTL:      f.presenceTTL,
-		Priority:         spec.Priority,
-		WantMassQuery:    spec.WantMassQuery,
-		SkipSignedBy:     f.skipSignedBy,
-		WriteNarListing:  spec.WriteNarListing,
+		StoreDir:     f.storeDir,
+		Format:       spec.Format,
+		Concurrency:  f.workers,
+		PresenceTTL:  f.presenceTTL,
+		SkipSignedBy: f.skipSignedBy,
 	}
 	if err := ucfg.Validate(); err != nil {
 		return &exitError{2, err}

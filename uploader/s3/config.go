@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Defaults applied by New to zero fields of Config.
+// Defaults of Config, filled into its zero fields by New (withDefaults).
 const (
 	DefaultRegion          = "us-east-1"
 	DefaultPartSize        = 8 << 20
@@ -85,7 +85,33 @@ type Config struct {
 	HTTPClient *http.Client
 }
 
-// Validate reports the first problem with c, naming the field.
+// withDefaults fills the zero fields, except Region: New takes an empty one
+// from the AWS configuration first, then DefaultRegion.
+func (c Config) withDefaults() Config {
+	if c.PartSize == 0 {
+		c.PartSize = DefaultPartSize
+	}
+	if c.PartConcurrency == 0 {
+		c.PartConcurrency = DefaultPartConcurrency
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.MaxRetryAfter == 0 {
+		c.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = DefaultStallTimeout
+	}
+	return c
+}
+
+// Validate reports the first problem with c, naming the field. Zero fields
+// stand for their defaults. It touches neither the network nor the AWS
+// configuration.
 func (c Config) Validate() error {
 	switch {
 	case c.Bucket == "":
@@ -163,9 +189,6 @@ func (c Config) pathStyle() bool {
 // compression, fits in maxParts parts.
 func (c Config) partSize(hint int64) int64 {
 	size := c.PartSize
-	if size == 0 {
-		size = DefaultPartSize
-	}
 	if hint > 0 {
 		slack := hint + hint/20
 		if need := (slack + maxParts - 1) / maxParts; need > size {

@@ -22,7 +22,7 @@ func TestPartSize(t *testing.T) {
 		{"beyond S3 limits", 0, 1 << 50, MaxPartSize},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Config{PartSize: tc.partSize}.partSize(tc.hint)
+			got := Config{PartSize: tc.partSize}.withDefaults().partSize(tc.hint)
 			if got != tc.want {
 				t.Errorf("partSize(%d) = %d, want %d", tc.hint, got, tc.want)
 			}

@@ -35,33 +35,16 @@ type Store struct {
 	name   string
 }
 
-// New loads the AWS configuration (default credential chain, Profile,
-// region) and returns a Store for cfg. It makes no request: a missing
-// bucket or bad credentials show up on the first operation. Zero fields of
-// cfg take the package defaults.
+// New validates cfg, loads the AWS configuration (default credential chain,
+// Profile, region) and returns a Store for cfg. It makes no request: a
+// missing bucket or bad credentials show up on the first operation. Zero
+// fields of cfg take the package defaults.
 func New(ctx context.Context, cfg Config, log *zap.Logger) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.PartConcurrency == 0 {
-		cfg.PartConcurrency = DefaultPartConcurrency
-	}
-	if cfg.MaxAttempts == 0 {
-		cfg.MaxAttempts = DefaultMaxAttempts
-	}
-	if cfg.MaxBackoff == 0 {
-		cfg.MaxBackoff = DefaultMaxBackoff
-	}
-	if cfg.StallTimeout == 0 {
-		cfg.StallTimeout = DefaultStallTimeout
-	}
-	if cfg.MaxRetryAfter == 0 {
-		cfg.MaxRetryAfter = DefaultMaxRetryAfter
-	}
-	endpoint, err := cfg.endpointURL()
-	if err != nil {
-		return nil, err
-	}
+	cfg = cfg.withDefaults()
+	endpoint, _ := cfg.endpointURL() // checked by Validate
 
 	opts := []func(*config.LoadOptions) error{
 		config.WithRetryer(func() aws.Retryer { return newRetryer(cfg) }),

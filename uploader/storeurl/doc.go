@@ -1,13 +1,20 @@
 // Package storeurl parses the store URLs Nix users already write
 // (s3://BUCKET?region=...&endpoint=..., file:///DIR) into a Spec and opens
-// the cache they name.
+// the cache they name. A Spec holds the backend's own configuration
+// (s3.Config, or the directory of the local backend) and the
+// uploader.Format the URL asks for (compression, priority, listings, ...),
+// each validated by its own package's Validate.
 //
 // Promises:
 //   - Every parameter Nix defines for these stores is either applied with
 //     Nix's meaning, or reported in Spec.Ignored when it cannot matter to
-//     nixs3q. Anything else (an unknown or repeated parameter, a bad value,
-//     an s3-only parameter on a file URL, credentials in the URL) is an
-//     error that names it.
+//     nixs3q (parallel-compression among them: nixs3q compresses as many
+//     NARs at once as it uploads). Anything else (an unknown or repeated
+//     parameter, a bad value, also of an ignored parameter whose values Nix
+//     checks, an s3-only parameter on a file URL, credentials in the URL) is
+//     an error that names it.
+//   - A Spec returned by Parse is valid: Open fails only for reasons
+//     outside the URL (the AWS configuration, the file system).
 //   - Both endpoint spellings work: endpoint=HOST[:PORT] with scheme=, and
 //     endpoint=http[s]://HOST[:PORT] (Nix 2.33 and later).
 //   - Redact never returns the URL's userinfo, and parse errors never

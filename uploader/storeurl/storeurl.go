@@ -17,39 +17,22 @@ import (
 	"github.com/nixs3q/nixs3q/uploader/s3"
 )
 
-// Compression methods nixs3q writes.
-const (
-	CompressionZstd = "zstd"
-	CompressionXz   = "xz"
-	CompressionNone = "none"
-)
-
-// DefaultPriority is the Priority written to nix-cache-info unless the URL
-// sets one, the value Nix's own binary caches use.
-const DefaultPriority = 40
-
-// Spec is a parsed store URL: where the cache is and how to write it.
+// Spec is a parsed store URL: the backend's configuration (where the cache
+// is) and the Format (how to write it).
 type Spec struct {
 	// Scheme is "s3" or "file".
 	Scheme string
-	// S3 is the bucket configuration when Scheme is "s3".
+	// S3 is the bucket configuration when Scheme is "s3", validated.
 	S3 s3.Config
-	// Dir is the cache directory when Scheme is "file".
+	// Dir is the cache directory when Scheme is "file", the whole
+	// configuration of the local backend: absolute and clean.
 	Dir string
 
-	// Compression is "zstd" (the default), "xz" or "none".
-	Compression string
-	// CompressionLevel is the compressor's level; 0 means its default
-	// (Nix's -1 is accepted and means the same).
-	CompressionLevel int
-	// ParallelCompression asks for multi-threaded compression.
-	ParallelCompression bool
-	// WriteNarListing asks for a .ls file listing each NAR's contents.
-	WriteNarListing bool
-	// WantMassQuery is written to nix-cache-info (default true).
-	WantMassQuery bool
-	// Priority is written to nix-cache-info (default DefaultPriority).
-	Priority int
+	// Format is compression, compression-level (Nix's -1 is accepted and
+	// means the compressor's default, 0), write-nar-listing,
+	// want-mass-query and priority, starting from uploader.DefaultFormat
+	// (zstd, where Nix defaults to xz). It is validated.
+	Format uploader.Format
 	// SecretKeyFile is the path of the signing key ("secret-key"), or "".
 	SecretKeyFile string
 
@@ -78,16 +61,17 @@ func knownParams() map[string]param {
 		"multipart-chunk-size": {s3Only: true, apply: applyChunkSize},
 		"compression":          {apply: applyCompression},
 		"compression-level":    {apply: applyCompressionLevel},
-		"parallel-compression": {apply: func(s *Spec, v string) (err error) { s.ParallelCompression, err = parseBool(v); return err }},
-		"write-nar-listing":    {apply: func(s *Spec, v string) (err error) { s.WriteNarListing, err = parseBool(v); return err }},
-		"want-mass-query":      {apply: func(s *Spec, v string) (err error) { s.WantMassQuery, err = parseBool(v); return err }},
+		"parallel-compression": {apply: applyParallelCompression},
+		"write-nar-listing":    {apply: func(s *Spec, v string) (err error) { s.Format.WriteNarListing, err = parseBool(v); return err }},
+		"want-mass-query":      {apply: func(s *Spec, v string) (err error) { s.Format.WantMassQuery, err = parseBool(v); return err }},
 		"priority":             {apply: applyPriority},
 		"secret-key":           {apply: func(s *Spec, v string) error { s.SecretKeyFile = v; return nonEmpty(v) }},
 	}
 }
 
 // isIgnoredParam reports parameters Nix accepts for binary caches that
-// change nothing about what nixs3q writes.
+// change nothing about what nixs3q writes. (parallel-compression is ignored
+// too, after its value is checked: see applyParallelCompression.)
 func isIgnoredParam(name string) bool {
 	switch name {
 	case "buffer-size", "index-debug-info", "local-nar-cache", "log-compression",
@@ -112,12 +96,7 @@ func Parse(raw string) (Spec, error) {
 	if err != nil {
 		return Spec{}, fmt.Errorf("storeurl: %s: %w", Redact(raw), errors.Unwrap(err))
 	}
-	spec := Spec{
-		Scheme:        u.Scheme,
-		Compression:   CompressionZstd,
-		WantMassQuery: true,
-		Priority:      DefaultPriority,
-	}
+	spec := Spec{Scheme: u.Scheme, Format: uploader.DefaultFormat()}
 	switch u.Scheme {
 	case "s3":
 		err = parseS3(&spec, u)

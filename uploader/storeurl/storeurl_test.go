@@ -5,13 +5,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nixs3q/nixs3q/uploader"
 	"github.com/nixs3q/nixs3q/uploader/s3"
 	"github.com/nixs3q/nixs3q/uploader/storeurl"
 )
 
 // defaults is the Spec of a URL without parameters, for the given scheme.
 func defaults(scheme string) storeurl.Spec {
-	return storeurl.Spec{Scheme: scheme, Compression: "zstd", WantMassQuery: true, Priority: 40}
+	return storeurl.Spec{Scheme: scheme, Format: uploader.Format{Compression: "zstd", WantMassQuery: true, Priority: 40}}
 }
 
 func TestParse(t *testing.T) {
@@ -48,20 +49,21 @@ func TestParse(t *testing.T) {
 		{"s3://nix-cache?multipart-upload=true&multipart-chunk-size=16777216", s3Spec(func(s *storeurl.Spec) { s.S3.PartSize = 16 << 20 })},
 		{"s3://nix-cache?multipart-chunk-size=64M", s3Spec(func(s *storeurl.Spec) { s.S3.PartSize = 64 << 20 })},
 		{"s3://nix-cache?compression=xz&compression-level=9&parallel-compression=true", s3Spec(func(s *storeurl.Spec) {
-			s.Compression, s.CompressionLevel, s.ParallelCompression = "xz", 9, true
+			s.Format.Compression, s.Format.CompressionLevel = "xz", 9
+			s.Ignored = []string{"parallel-compression"}
 		})},
-		{"s3://nix-cache?compression-level=19&compression=zstd", s3Spec(func(s *storeurl.Spec) { s.CompressionLevel = 19 })},
+		{"s3://nix-cache?compression-level=19&compression=zstd", s3Spec(func(s *storeurl.Spec) { s.Format.CompressionLevel = 19 })},
 		{"s3://nix-cache?compression-level=-1", s3Spec(none)},
-		{"s3://nix-cache?compression=none", s3Spec(func(s *storeurl.Spec) { s.Compression = "none" })},
+		{"s3://nix-cache?compression=none", s3Spec(func(s *storeurl.Spec) { s.Format.Compression = "none" })},
 		{"s3://nix-cache?secret-key=/etc/nix/key.sec&write-nar-listing=1&want-mass-query=false&priority=10", s3Spec(func(s *storeurl.Spec) {
-			s.SecretKeyFile, s.WriteNarListing, s.WantMassQuery, s.Priority = "/etc/nix/key.sec", true, false, 10
+			s.SecretKeyFile, s.Format.WriteNarListing, s.Format.WantMassQuery, s.Format.Priority = "/etc/nix/key.sec", true, false, 10
 		})},
 		{"s3://nix-cache?narinfo-compression=br&ls-compression=br&log-compression=br", s3Spec(func(s *storeurl.Spec) {
 			s.Ignored = []string{"log-compression", "ls-compression", "narinfo-compression"}
 		})},
 		{"file:///var/cache/nix", fileSpec("/var/cache/nix", none)},
 		{"file:///var/cache/nix/?compression=xz&priority=30", fileSpec("/var/cache/nix", func(s *storeurl.Spec) {
-			s.Compression, s.Priority = "xz", 30
+			s.Format.Compression, s.Format.Priority = "xz", 30
 		})},
 		{"file://localhost/srv/cache", fileSpec("/srv/cache", none)},
 	} {
@@ -91,6 +93,10 @@ func TestParseErrors(t *testing.T) {
 		{"s3://nix-cache?compression-level=fast", []string{"compression-level", "integer"}},
 		{"s3://nix-cache?compression=xz&compression-level=12", []string{"compression-level", "1 to 9"}},
 		{"s3://nix-cache?compression=none&compression-level=3", []string{"takes no level"}},
+		{"s3://nix-cache?compression=zstd&compression-level=23", []string{"compression-level", "1 to 22"}},
+		{"s3://nix-cache?compression-level=-2", []string{"compression-level", "1 to 22"}},
+		{"s3://nix-cache?parallel-compression=often", []string{"parallel-compression", "true or false"}},
+		{"s3://nix-cache?priority=-3", []string{"priority"}},
 		{"s3://nix-cache?scheme=ftp", []string{"scheme", "http, https"}},
 		{"s3://nix-cache?addressing-style=sideways", []string{"addressing-style", "auto, path, virtual"}},
 		{"s3://nix-cache?multipart-upload=maybe", []string{"multipart-upload", "true or false"}},

@@ -38,18 +38,16 @@ func parseBool(v string) (bool, error) {
 
 func applyCompression(s *Spec, v string) error {
 	switch v {
-	case CompressionZstd, CompressionXz, CompressionNone:
-		s.Compression = v
-		return nil
 	case "br", "bzip2", "gzip", "lz4", "lzip", "lzma", "lzop", "compress", "grzip", "lrzip":
 		return fmt.Errorf("compression %s is unsupported by nixs3q: use zstd, xz or none", v)
 	}
-	return errors.New("unknown compression: want zstd, xz or none")
+	s.Format.Compression = v
+	return s.Format.Validate()
 }
 
-// applyCompressionLevel checks the level against the compression method,
-// so the order of compression and compression-level in the URL matters not:
-// parameters are applied sorted by name, compression first.
+// applyCompressionLevel sets the level; uploader.Format.Validate checks it
+// against the compression method. Parameters are applied sorted by name,
+// compression first, so their order in the URL does not matter.
 func applyCompressionLevel(s *Spec, v string) error {
 	level, err := strconv.Atoi(v)
 	if err != nil {
@@ -58,22 +56,19 @@ func applyCompressionLevel(s *Spec, v string) error {
 	if level == -1 {
 		level = 0 // Nix's spelling of "the compressor's default"
 	}
-	var lo, hi int
-	switch s.Compression {
-	case CompressionZstd:
-		lo, hi = 0, 22
-	case CompressionXz:
-		lo, hi = 0, 9
-	default:
-		lo, hi = 0, 0
+	s.Format.CompressionLevel = level
+	return s.Format.Validate()
+}
+
+// applyParallelCompression checks the value and reports the parameter as
+// ignored: nixs3q already compresses as many NARs at once as it uploads
+// (uploader.Config.Concurrency), each stream on one core, which measured
+// faster than several threads per stream when streams share the cores.
+func applyParallelCompression(s *Spec, v string) error {
+	if _, err := parseBool(v); err != nil {
+		return err
 	}
-	if level < lo || level > hi {
-		if hi == 0 {
-			return fmt.Errorf("compression %s takes no level", s.Compression)
-		}
-		return fmt.Errorf("compression %s takes levels %d to %d (or -1 for the default)", s.Compression, lo+1, hi)
-	}
-	s.CompressionLevel = level
+	s.Ignored = append(s.Ignored, "parallel-compression")
 	return nil
 }
 
@@ -82,8 +77,8 @@ func applyPriority(s *Spec, v string) error {
 	if err != nil || p < 0 {
 		return errors.New("want a non-negative integer")
 	}
-	s.Priority = p
-	return nil
+	s.Format.Priority = p
+	return s.Format.Validate()
 }
 
 // applyChunkSize reads multipart-chunk-size: bytes, optionally with a K, M
