@@ -32,7 +32,7 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(uploader.Object
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return fmt.Errorf("s3: list %q: %w", prefix, err)
+			return fmt.Errorf("s3: list %q: %w", prefix, translate(err))
 		}
 		for _, o := range page.Contents {
 			obj := uploader.Object{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size)}
@@ -54,7 +54,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("s3: delete: %w", err)
 	}
 	if _, err := s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: &s.cfg.Bucket, Key: &key}); err != nil {
-		return fmt.Errorf("s3: delete %s: %w", key, err)
+		return fmt.Errorf("s3: delete %s: %w", key, translate(err))
 	}
 	return nil
 }
@@ -75,7 +75,7 @@ func (s *Store) ListPending(ctx context.Context, prefix string, fn func(uploader
 	for {
 		out, err := s.client.ListMultipartUploads(ctx, in)
 		if err != nil {
-			return fmt.Errorf("s3: list uploads %q: %w", prefix, err)
+			return fmt.Errorf("s3: list uploads %q: %w", prefix, translate(err))
 		}
 		for _, u := range out.Uploads {
 			p := uploader.PendingUpload{Key: aws.ToString(u.Key), ID: aws.ToString(u.UploadId)}
@@ -114,7 +114,7 @@ func (s *Store) AbortPending(ctx context.Context, p uploader.PendingUpload) erro
 		Bucket: &s.cfg.Bucket, Key: aws.String(p.Key), UploadId: aws.String(p.ID),
 	})
 	if err != nil && !isNoSuchUpload(err) {
-		return fmt.Errorf("s3: abort upload of %s: %w", p.Key, err)
+		return fmt.Errorf("s3: abort upload of %s: %w", p.Key, translate(err))
 	}
 	return nil
 }

@@ -76,6 +76,17 @@ func TestMinIOErrors(t *testing.T) {
 			if c.Permanent != tc.wantPermanent || !strings.Contains(c.Reason, tc.reason) {
 				t.Errorf("Classify(%v) = %+v, want permanent=%v with a reason mentioning %q", err, c, tc.wantPermanent, tc.reason)
 			}
+			// The other operations report the same cause.
+			err = store.List(context.Background(), "", func(uploader.Object) error { return nil })
+			if !errors.Is(err, tc.kind) {
+				t.Errorf("List = %v, want an error matching %v", err, tc.kind)
+			}
+			if err := store.Delete(context.Background(), "x.narinfo"); !errors.Is(err, tc.kind) {
+				t.Errorf("Delete = %v, want an error matching %v", err, tc.kind)
+			}
+			if _, err := store.Get(context.Background(), "x.narinfo"); !errors.Is(err, tc.kind) {
+				t.Errorf("Get = %v, want an error matching %v", err, tc.kind)
+			}
 		})
 	}
 }
