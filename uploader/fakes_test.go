@@ -13,11 +13,14 @@ import (
 )
 
 // fakeCache is an in-memory Cache that records committed Puts in order and
-// can fail or block chosen keys.
+// can fail or block chosen keys. It keeps the Cache contract (CheckKey,
+// atomic Puts that commit nothing on any failure, fs.ErrNotExist): the
+// cachetest suite checks it like every backend (fakecache_test.go).
 type fakeCache struct {
 	mu       sync.Mutex
 	objects  map[string][]byte
 	types    map[string]string
+	modified map[string]time.Time
 	puts     []string // committed keys, in commit order
 	attempts map[string]int
 	heads    map[string]int
@@ -36,6 +39,7 @@ func newFakeCache() *fakeCache {
 	return &fakeCache{
 		objects:  make(map[string][]byte),
 		types:    make(map[string]string),
+		modified: make(map[string]time.Time),
 		attempts: make(map[string]int),
 		heads:    make(map[string]int),
 		failPut:  make(map[string]error),
@@ -44,6 +48,9 @@ func newFakeCache() *fakeCache {
 }
 
 func (c *fakeCache) Has(ctx context.Context, key string) (bool, error) {
+	if err := CheckKey(key); err != nil {
+		return false, fmt.Errorf("fake: has: %w", err)
+	}
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
@@ -63,6 +70,9 @@ func (c *fakeCache) Has(ctx context.Context, key string) (bool, error) {
 }
 
 func (c *fakeCache) Put(ctx context.Context, key string, body io.Reader, opt PutOptions) error {
+	if err := CheckKey(key); err != nil {
+		return fmt.Errorf("fake: put: %w", err)
+	}
 	c.mu.Lock()
 	c.attempts[key]++
 	hook := c.beforePut
@@ -87,11 +97,18 @@ func (c *fakeCache) Put(ctx context.Context, key string, body io.Reader, opt Put
 	}
 	c.objects[key] = data
 	c.types[key] = opt.ContentType
+	c.modified[key] = time.Now()
 	c.puts = append(c.puts, key)
 	return nil
 }
 
 func (c *fakeCache) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := CheckKey(key); err != nil {
+		return nil, fmt.Errorf("fake: get: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("fake: get %s: %w", key, err)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	data, ok := c.objects[key]
@@ -109,7 +126,7 @@ func (c *fakeCache) List(ctx context.Context, prefix string, fn func(Object) err
 	var objs []Object
 	for key, data := range c.objects {
 		if strings.HasPrefix(key, prefix) {
-			objs = append(objs, Object{Key: key, Size: int64(len(data))})
+			objs = append(objs, Object{Key: key, Size: int64(len(data)), LastModified: c.modified[key]})
 		}
 	}
 	c.mu.Unlock()
@@ -130,6 +147,7 @@ func (c *fakeCache) Delete(ctx context.Context, key string) error {
 	defer c.mu.Unlock()
 	delete(c.objects, key)
 	delete(c.types, key)
+	delete(c.modified, key)
 	return ctx.Err()
 }
 
@@ -140,6 +158,7 @@ func (c *fakeCache) set(key string, data []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.objects[key] = data
+	c.modified[key] = time.Now()
 }
 
 func (c *fakeCache) object(key string) ([]byte, bool) {
