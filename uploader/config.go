@@ -1,6 +1,7 @@
 package uploader
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"path"
@@ -107,27 +108,17 @@ func DefaultFormat() Format {
 
 // withDefaults fills the zero fields.
 func (c Config) withDefaults() Config {
-	if c.StoreDir == "" {
-		c.StoreDir = nix.DefaultStoreDir
-	}
+	c.StoreDir = cmp.Or(c.StoreDir, nix.DefaultStoreDir)
 	c.Format = c.Format.withDefaults()
-	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
-	}
-	if c.LookupConcurrency == 0 {
-		c.LookupConcurrency = DefaultLookupConcurrency
-	}
+	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
+	c.LookupConcurrency = cmp.Or(c.LookupConcurrency, DefaultLookupConcurrency)
 	return c
 }
 
 // withDefaults fills the zero fields.
 func (f Format) withDefaults() Format {
-	if f.Compression == "" {
-		f.Compression = DefaultCompression
-	}
-	if f.Priority == 0 {
-		f.Priority = DefaultPriority
-	}
+	f.Compression = cmp.Or(f.Compression, DefaultCompression)
+	f.Priority = cmp.Or(f.Priority, DefaultPriority)
 	return f
 }
 

@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -88,24 +89,12 @@ type Config struct {
 // withDefaults fills the zero fields, except Region: New takes an empty one
 // from the AWS configuration first, then DefaultRegion.
 func (c Config) withDefaults() Config {
-	if c.PartSize == 0 {
-		c.PartSize = DefaultPartSize
-	}
-	if c.PartConcurrency == 0 {
-		c.PartConcurrency = DefaultPartConcurrency
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = DefaultMaxAttempts
-	}
-	if c.MaxBackoff == 0 {
-		c.MaxBackoff = DefaultMaxBackoff
-	}
-	if c.MaxRetryAfter == 0 {
-		c.MaxRetryAfter = DefaultMaxRetryAfter
-	}
-	if c.StallTimeout == 0 {
-		c.StallTimeout = DefaultStallTimeout
-	}
+	c.PartSize = cmp.Or(c.PartSize, DefaultPartSize)
+	c.PartConcurrency = cmp.Or(c.PartConcurrency, DefaultPartConcurrency)
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, DefaultMaxAttempts)
+	c.MaxBackoff = cmp.Or(c.MaxBackoff, DefaultMaxBackoff)
+	c.MaxRetryAfter = cmp.Or(c.MaxRetryAfter, DefaultMaxRetryAfter)
+	c.StallTimeout = cmp.Or(c.StallTimeout, DefaultStallTimeout)
 	return c
 }
 
