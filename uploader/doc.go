@@ -9,6 +9,13 @@
 // Retry-After); the local backend's file system errors are the standard
 // library's. Classify reads only those, so nothing here imports a cloud SDK.
 //
+// Config holds the uploader's tuning and, embedded, the Format: how the
+// cache is written (compression and its level, nix-cache-info's priority
+// and mass query, NAR listings), which package storeurl reads from a store
+// URL. Zero fields take the documented Default* values, filled by one
+// withDefaults; Config.Validate and Format.Validate are the only checks of
+// these settings (compression levels included), and New runs them.
+//
 // # Promises
 //
 //   - Consistency: a narinfo, the commit point of a path, is written only
