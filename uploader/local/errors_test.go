@@ -54,13 +54,7 @@ func TestRealFileSystemErrors(t *testing.T) {
 	if err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
-	got := map[string]string{}
-	for _, line := range strings.Split(string(out), "\n") {
-		if rest, ok := strings.CutPrefix(line, "RESULT "); ok {
-			name, result, _ := strings.Cut(rest, " ")
-			got[name] = result
-		}
-	}
+	got := results(out)
 
 	// EACCES: as root, in a child that drops to nobody; otherwise here.
 	if os.Geteuid() == 0 {
@@ -79,16 +73,12 @@ func TestRealFileSystemErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		cmd.Path, cmd.Args[0] = exe, exe
-		out, err := cmd.CombinedOutput()
+		denied, err := cmd.CombinedOutput()
 		if err != nil {
-			t.Fatalf("child as nobody: %v\n%s", err, out)
+			t.Fatalf("child as nobody: %v\n%s", err, denied)
 		}
-		for _, line := range strings.Split(string(out), "\n") {
-			if rest, ok := strings.CutPrefix(line, "RESULT "); ok {
-				name, result, _ := strings.Cut(rest, " ")
-				got[name] = result
-			}
-		}
+		got["denied"] = results(denied)["denied"]
+		out = append(out, denied...)
 	} else {
 		got["denied"] = deniedResult(readOnlyCache(t, t.TempDir()))
 	}
@@ -98,6 +88,18 @@ func TestRealFileSystemErrors(t *testing.T) {
 			t.Errorf("%s: got %q, want %q\n%s", name, g, wantResult, out)
 		}
 	}
+}
+
+// results reads the RESULT lines a child printed: name → result.
+func results(out []byte) map[string]string {
+	got := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(line, "RESULT "); ok {
+			name, result, _ := strings.Cut(rest, " ")
+			got[name] = result
+		}
+	}
+	return got
 }
 
 // copyExecutable copies the test binary where nobody may run it: the build
@@ -161,8 +163,8 @@ func fileSystemChild(dir string) error {
 	return nil
 }
 
-// readOnlyCache makes a cache directory that only its owner could write,
-// and no one may.
+// readOnlyCache makes a cache directory of mode 0555 in dir: only root may
+// write into it.
 func readOnlyCache(t *testing.T, dir string) string {
 	cache := filepath.Join(dir, "cache")
 	if _, err := local.New(cache); err != nil {
