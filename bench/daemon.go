@@ -84,9 +84,9 @@ func (e *env) startDaemon(ctx context.Context, dir string, o daemonOpts) (*daemo
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		resp, err := hook.Call(pctx, d.socket, hook.Request{Op: hook.OpPing})
+		err := ping(pctx, d.socket)
 		cancel()
-		if err == nil && resp.OK {
+		if err == nil {
 			return d, nil
 		}
 		select {
@@ -170,14 +170,26 @@ func (d *daemon) stop() error {
 func (d *daemon) status(ctx context.Context) (*hook.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	resp, err := hook.Call(ctx, d.socket, hook.Request{Op: hook.OpStatus})
+	c, err := hook.Dial(ctx, d.socket)
 	if err != nil {
 		return nil, err
 	}
-	if !resp.OK || resp.Status == nil {
-		return nil, fmt.Errorf("bench: status: %s", resp.Error)
+	defer c.Close()
+	st, err := c.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("bench: status: %w", err)
 	}
-	return resp.Status, nil
+	return st, nil
+}
+
+// ping checks that the daemon at socket answers.
+func ping(ctx context.Context, socket string) error {
+	c, err := hook.Dial(ctx, socket)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Ping(ctx)
 }
 
 // pushAndWait times `nixs3q push PATHS` followed by `nixs3q wait`, the way

@@ -62,9 +62,9 @@ func (e *env) runEnqueue(ctx context.Context, r int, paths []string, storeDir st
 		wg.Go(func() {
 			for b := 0; b < len(mine); b += cfg.enqBatchSize {
 				batch := mine[b : b+cfg.enqBatchSize]
-				resp, err := c.Do(ctx, hook.Request{Op: hook.OpEnqueue, Paths: batch, Source: "push"})
-				if err == nil && (!resp.OK || resp.Added != len(batch)) {
-					err = fmt.Errorf("bench: enqueue answered %+v", resp)
+				res, err := c.Enqueue(ctx, hook.EnqueueRequest{Paths: batch, Source: "push"})
+				if err == nil && res.Added != len(batch) {
+					err = fmt.Errorf("bench: enqueue answered %+v", res)
 				}
 				if err != nil {
 					errs[i] = err

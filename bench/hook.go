@@ -246,10 +246,15 @@ func (e *env) measureHook(ctx context.Context) ([]Row, error) {
 // enqueue one path, read the durable acknowledgement.
 func enqueueRTT(ctx context.Context, socket, path string) (time.Duration, error) {
 	start := time.Now()
-	resp, err := hook.Call(ctx, socket, hook.Request{Op: hook.OpEnqueue, Paths: []string{path}, Source: "hook"})
+	c, err := hook.Dial(ctx, socket)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	_, err = c.Enqueue(ctx, hook.EnqueueRequest{Paths: []string{path}, Source: "hook"})
 	took := time.Since(start)
-	if err == nil && !resp.OK {
-		err = fmt.Errorf("bench: enqueue answered %+v", resp)
+	if err != nil {
+		err = fmt.Errorf("bench: enqueue: %w", err)
 	}
 	return took, err
 }

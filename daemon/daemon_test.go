@@ -61,6 +61,8 @@ func (f *fakeUploader) UploadBatch(ctx context.Context, roots []string, done fun
 
 func (f *fakeUploader) Active() []uploader.Transfer { return nil }
 
+func (f *fakeUploader) EnsureCacheInfo(ctx context.Context) error { return nil }
+
 func (f *fakeUploader) count(root string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -154,27 +156,67 @@ func (e *env) storePath(name string) string {
 	return p
 }
 
-func (e *env) call(req hook.Request) hook.Response {
+// dial connects to the daemon; the caller closes the client.
+func (e *env) dial() *hook.Client {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if req.Version == 0 {
-		req.Version = hook.Version
-	}
-	resp, err := hook.Call(ctx, e.socket, req)
+	c, err := hook.Dial(ctx, e.socket)
 	if err != nil {
-		e.t.Fatalf("call %s: %v", req.Op, err)
+		e.t.Fatal(err)
 	}
-	return resp
+	return c
+}
+
+// client dials the daemon; the connection is closed at the test's end.
+func (e *env) client() *hook.Client {
+	e.t.Helper()
+	c := e.dial()
+	e.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func ctx5s(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// enqueue queues paths; the daemon's refusal is returned, a failure to
+// reach it ends the test.
+func (e *env) enqueue(paths ...string) (hook.EnqueueResult, error) {
+	e.t.Helper()
+	c := e.dial()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := c.Enqueue(ctx, hook.EnqueueRequest{Paths: paths, Source: "push"})
+	if errors.Is(err, hook.ErrUnavailable) {
+		e.t.Fatalf("enqueue: %v", err)
+	}
+	return res, err
+}
+
+func (e *env) mustEnqueue(paths ...string) hook.EnqueueResult {
+	e.t.Helper()
+	res, err := e.enqueue(paths...)
+	if err != nil {
+		e.t.Fatalf("enqueue: %v", err)
+	}
+	return res
 }
 
 func (e *env) status() *hook.Status {
 	e.t.Helper()
-	resp := e.call(hook.Request{Op: hook.OpStatus})
-	if !resp.OK || resp.Status == nil {
-		e.t.Fatalf("status: %+v", resp)
+	c := e.dial()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.Status(ctx)
+	if err != nil {
+		e.t.Fatalf("status: %v", err)
 	}
-	return resp.Status
+	return st
 }
 
 // waitFor polls cond until it holds or the deadline passes.
@@ -196,9 +238,9 @@ func (e *env) waitFor(what string, cond func(*hook.Status) bool) *hook.Status {
 func TestEnqueueUploadsAndCounts(t *testing.T) {
 	e := start(t, &fakeUploader{})
 	a, b := e.storePath("a"), e.storePath("b")
-	resp := e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{a, b, a}})
-	if !resp.OK || resp.Added != 2 {
-		t.Fatalf("enqueue: %+v", resp)
+	res, err := e.enqueue(a, b, a)
+	if err != nil || res.Added != 2 {
+		t.Fatalf("enqueue: %+v, %v", res, err)
 	}
 	st := e.waitFor("both uploaded", func(s *hook.Status) bool { return s.Completed == 2 })
 	if st.Pending != 0 || st.InFlight != 0 || st.Uploaded != 2 || st.UploadedBytes != 200 {
@@ -223,9 +265,10 @@ func TestInvalidPathsRefusedAndNothingQueued(t *testing.T) {
 		{"bad hash", filepath.Join(e.storeDir, "short-x"), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{good, tc.path}})
-			if resp.OK || len(resp.Refused) != 1 || resp.Refused[0].Path != tc.path || !strings.Contains(resp.Refused[0].Reason, tc.reason) {
-				t.Fatalf("response %+v", resp)
+			_, err := e.enqueue(good, tc.path)
+			var refused *hook.RefusedError
+			if !errors.As(err, &refused) || len(refused.Refused) != 1 || refused.Refused[0].Path != tc.path || !strings.Contains(refused.Refused[0].Reason, tc.reason) {
+				t.Fatalf("error %v (%+v)", err, refused)
 			}
 		})
 	}
@@ -248,11 +291,11 @@ func TestMalformedAndOversizedMessages(t *testing.T) {
 		if _, err := conn.Write([]byte(line + "\n")); err != nil {
 			t.Fatal(err)
 		}
-		b, err := hook.ReadLine(r, hook.MaxMessageSize)
+		b, err := r.ReadString('\n')
 		if err != nil {
 			t.Fatalf("no reply to %q: %v", line, err)
 		}
-		return string(b)
+		return b
 	}
 	for _, tc := range []struct{ in, want string }{
 		{`not json`, "malformed"},
@@ -280,12 +323,12 @@ func TestMalformedAndOversizedMessages(t *testing.T) {
 	defer big.Close()
 	go big.Write([]byte(`{"v":1,"op":"enqueue","paths":["` + strings.Repeat("a", hook.MaxMessageSize) + `"]}` + "\n"))
 	big.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := hook.ReadLine(bufio.NewReader(big), hook.MaxMessageSize)
-	if err != nil || !strings.Contains(string(line), "exceeds") {
+	line, err := bufio.NewReader(big).ReadString('\n')
+	if err != nil || !strings.Contains(line, "exceeds") {
 		t.Fatalf("oversized: %q, %v", line, err)
 	}
-	if resp := e.call(hook.Request{Op: hook.OpPing}); !resp.OK {
-		t.Fatalf("daemon stopped serving: %+v", resp)
+	if err := e.client().Ping(ctx5s(t)); err != nil {
+		t.Fatalf("daemon stopped serving: %v", err)
 	}
 	if st, _ := e.q.Stats(); st.Pending+st.Leased != 0 || st.Completed != 0 {
 		t.Fatalf("bad messages changed the queue: %+v", st)
@@ -316,7 +359,7 @@ func TestConcurrentHooks(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			outs[i] = hook.RunHook(context.Background(), hook.HookConfig{Socket: e.socket, StateDir: e.stateDir,
+			outs[i] = hook.Run(context.Background(), hook.Config{Socket: e.socket, StateDir: e.stateDir,
 				OutPaths: paths[i] + " " + paths[(i+1)%hooks], Timeout: 5 * time.Second})
 		}(i)
 	}
@@ -395,7 +438,7 @@ func TestFailuresRetryAndFailedList(t *testing.T) {
 	}}
 	e := start(t, up)
 	bad, good := e.storePath("bad"), e.storePath("good")
-	e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{bad, good}})
+	e.mustEnqueue(bad, good)
 	st := e.waitFor("bad in the failed list", func(s *hook.Status) bool { return s.Failed == 1 && s.Completed == 1 })
 	if len(st.Failures) != 1 || st.Failures[0].Path != bad || st.Failures[0].Attempts != 3 || !strings.Contains(st.Failures[0].LastError, "connection reset") {
 		t.Fatalf("failures %+v", st.Failures)
@@ -403,8 +446,8 @@ func TestFailuresRetryAndFailedList(t *testing.T) {
 	mu.Lock()
 	fail = false
 	mu.Unlock()
-	if resp := e.call(hook.Request{Op: hook.OpRetry}); !resp.OK || resp.Retried != 1 {
-		t.Fatalf("retry: %+v", resp)
+	if res, err := e.client().Retry(ctx5s(t), nil); err != nil || res.Retried != 1 {
+		t.Fatalf("retry: %+v, %v", res, err)
 	}
 	e.waitFor("bad uploaded after retry", func(s *hook.Status) bool { return s.Failed == 0 && s.Completed == 2 })
 }
@@ -415,7 +458,7 @@ func TestPermanentFailureSkipsRetries(t *testing.T) {
 	}}
 	e := start(t, up)
 	p := e.storePath("corrupt")
-	e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{p}})
+	e.mustEnqueue(p)
 	st := e.waitFor("failed", func(s *hook.Status) bool { return s.Failed == 1 })
 	if st.Failures[0].Attempts != 1 || e.up.count(p) != 1 {
 		t.Fatalf("a permanent error was retried: %+v", st.Failures)
@@ -428,7 +471,7 @@ func TestGarbageCollectedPathDropped(t *testing.T) {
 	}}
 	e := start(t, up)
 	p := e.storePath("gc")
-	e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{p}})
+	e.mustEnqueue(p)
 	st := e.waitFor("dropped", func(s *hook.Status) bool { return s.Dropped == 1 })
 	if st.Failed != 0 || st.Pending != 0 || e.up.count(p) != 1 {
 		t.Fatalf("status %+v, calls %d", st, e.up.count(p))
@@ -446,7 +489,7 @@ func TestShutdownLeavesUnfinishedQueued(t *testing.T) {
 	}}
 	e := start(t, up)
 	p := e.storePath("slow")
-	e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{p}})
+	e.mustEnqueue(p)
 	<-started
 	begin := time.Now()
 	e.stop()
@@ -502,16 +545,16 @@ func TestAccess(t *testing.T) {
 	none := access{self: 999, groupID: -1, groupsOf: groups}
 	for _, tc := range []struct {
 		a    access
-		p    peer
+		p    hook.Peer
 		want bool
 	}{
-		{a, peer{uid: 0, gid: 0}, true},
-		{a, peer{uid: 999, gid: 999}, true},
-		{a, peer{uid: 1000, gid: 500}, true},  // primary group
-		{a, peer{uid: 1001, gid: 100}, true},  // supplementary group
-		{a, peer{uid: 1002, gid: 100}, false}, // unknown user, other group
-		{none, peer{uid: 1001, gid: 500}, false},
-		{none, peer{uid: 0}, true},
+		{a, hook.Peer{UID: 0, GID: 0}, true},
+		{a, hook.Peer{UID: 999, GID: 999}, true},
+		{a, hook.Peer{UID: 1000, GID: 500}, true},  // primary group
+		{a, hook.Peer{UID: 1001, GID: 100}, true},  // supplementary group
+		{a, hook.Peer{UID: 1002, GID: 100}, false}, // unknown user, other group
+		{none, hook.Peer{UID: 1001, GID: 500}, false},
+		{none, hook.Peer{UID: 0}, true},
 	} {
 		if got := tc.a.mayWrite(tc.p); got != tc.want {
 			t.Errorf("mayWrite(%+v) with group %d = %v, want %v", tc.p, tc.a.groupID, got, tc.want)
@@ -554,9 +597,7 @@ func TestShutdownWhileBusyDoesNotHang(t *testing.T) {
 			paths = append(paths, e.storePath(fmt.Sprintf("p%d-%d", round, i)))
 		}
 		for _, p := range paths {
-			if resp := e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{p}}); !resp.OK {
-				t.Fatalf("enqueue: %+v", resp)
-			}
+			e.mustEnqueue(p)
 		}
 		time.Sleep(time.Duration(round%5) * time.Millisecond)
 		begin := time.Now()
@@ -578,7 +619,7 @@ func TestShutdownClosesSocketFirst(t *testing.T) {
 	}}
 	e := start(t, up, func(c *Config, _ *queue.Config) { c.ShutdownGrace = 2 * time.Second })
 	p := e.storePath("slow")
-	e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{p}})
+	e.mustEnqueue(p)
 	<-started
 	e.cancel()
 	deadline := time.Now().Add(300 * time.Millisecond)
@@ -625,13 +666,13 @@ func TestOutageFailuresRevivedWhenCacheReturns(t *testing.T) {
 	}}
 	e := start(t, up)
 	a, b, denied := e.storePath("a"), e.storePath("b"), e.storePath("denied")
-	e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{a, b, denied}})
+	e.mustEnqueue(a, b, denied)
 	e.waitFor("all three failed", func(s *hook.Status) bool { return s.Failed == 3 })
 	mu.Lock()
 	down = false
 	mu.Unlock()
 	c := e.storePath("c")
-	e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{c}})
+	e.mustEnqueue(c)
 	st := e.waitFor("outage failures uploaded", func(s *hook.Status) bool { return s.Completed == 3 && s.Failed == 1 })
 	if len(st.Failures) != 1 || st.Failures[0].Path != denied {
 		t.Fatalf("failed list %+v, want only the permanent failure", st.Failures)

@@ -1,9 +1,8 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
-	"sort"
-	"sync"
 	"time"
 
 	"github.com/nixs3q/nixs3q/hook"
@@ -13,14 +12,14 @@ import (
 // maxListed bounds the failures and history entries one status reply lists.
 const maxListed = 200
 
-// status assembles the queue's state, the workers' items and live uploads.
-func (d *Daemon) status() (*hook.Status, error) {
-	st, err := d.q.Stats()
+// Status assembles the queue's state, the workers' items and live uploads.
+func (h *handler) Status(ctx context.Context) (*hook.Status, error) {
+	st, err := h.q.Stats()
 	if err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
 	out := &hook.Status{
-		Store:         d.cfg.StoreName,
+		Store:         h.storeName,
 		Pending:       st.Pending,
 		InFlight:      st.Leased,
 		Failed:        st.Failed,
@@ -33,30 +32,27 @@ func (d *Daemon) status() (*hook.Status, error) {
 		Active:        []hook.ActiveItem{},
 		Uploading:     []hook.Transfer{},
 	}
-	if files, err := hook.ListSpool(hook.SpoolDir(d.cfg.StateDir)); err == nil {
+	if files, err := hook.ListSpool(hook.SpoolDir(h.stateDir)); err == nil {
 		out.Spooled = len(files)
 	}
 	if !st.OldestPending.IsZero() {
 		out.OldestPendingSeconds = time.Since(st.OldestPending).Seconds()
 	}
-	for _, t := range d.up.Active() {
+	for _, t := range h.transfers() {
 		out.Uploading = append(out.Uploading, hook.Transfer{Path: t.Path, NarSize: t.NarSize, Read: t.Read, Started: t.Started})
 	}
-	out.ThroughputBytesSec = d.rate.perSecond()
-	failed, err := d.q.Items(queue.Failed, maxListed)
+	out.ThroughputBytesSec = h.meter.perSecond()
+	failed, err := h.q.Items(queue.Failed, maxListed)
 	if err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
 	for _, it := range failed {
 		out.Failures = append(out.Failures, hook.Failure{Path: it.Path, Attempts: it.Attempts, LastError: it.LastError})
 	}
-	d.mu.Lock()
-	for _, it := range d.active {
+	for _, it := range h.active() {
 		out.Active = append(out.Active, hook.ActiveItem{Path: it.Path, Attempts: it.Attempts, Since: it.LeasedAt})
 	}
-	d.mu.Unlock()
-	sort.Slice(out.Active, func(i, j int) bool { return out.Active[i].Since.Before(out.Active[j].Since) })
-	hist, err := d.q.History(20)
+	hist, err := h.q.History(20)
 	if err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
@@ -69,48 +65,4 @@ func (d *Daemon) status() (*hook.Status, error) {
 			Uploaded: h.Outcome.Uploaded, Skipped: h.Outcome.Skipped, Bytes: h.Outcome.Bytes})
 	}
 	return out, nil
-}
-
-// rateMeter measures bytes per second over a sliding window.
-type rateMeter struct {
-	window time.Duration
-	mu     sync.Mutex
-	events []rateEvent
-}
-
-type rateEvent struct {
-	at    time.Time
-	bytes int64
-}
-
-func newRateMeter(window time.Duration) *rateMeter { return &rateMeter{window: window} }
-
-func (r *rateMeter) add(n int64) {
-	if n <= 0 {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, rateEvent{time.Now(), n})
-	r.trim(time.Now())
-}
-
-func (r *rateMeter) trim(now time.Time) {
-	i := 0
-	for i < len(r.events) && now.Sub(r.events[i].at) > r.window {
-		i++
-	}
-	r.events = r.events[i:]
-}
-
-func (r *rateMeter) perSecond() float64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	now := time.Now()
-	r.trim(now)
-	var sum int64
-	for _, e := range r.events {
-		sum += e.bytes
-	}
-	return float64(sum) / r.window.Seconds()
 }

@@ -5,12 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 )
 
-// Client is one connection to the daemon. Requests on it are answered in
-// order; it is not safe for concurrent use.
+// Client is one connection to the daemon, with one method per operation.
+// Requests on it are answered in order; it is not safe for concurrent use.
+//
+// Every method returns the daemon's answer or an error: a refusal by the
+// daemon (*Error, *RefusedError; the request changed nothing), or a failure
+// to get an answer (errors.Is(err, ErrUnavailable); an enqueue or retry that
+// was sent may or may not have been carried out).
 type Client struct {
 	conn *unixConn
 	r    *bufio.Reader
@@ -21,67 +25,96 @@ type Client struct {
 // without a deadline is not observed during a request.
 func Dial(ctx context.Context, socket string) (*Client, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("hook: connect to %s: %w", socket, err)
+		return nil, unavailable("hook: connect to %s: %w", socket, err)
 	}
 	deadline, _ := ctx.Deadline()
 	conn, err := dialUnix(socket, deadline)
 	if err != nil {
-		return nil, fmt.Errorf("hook: connect to %s: %w", socket, err)
+		return nil, unavailable("hook: connect to %s: %w", socket, err)
 	}
 	return &Client{conn: conn, r: bufio.NewReaderSize(conn, 64<<10)}, nil
-}
-
-// Do sends req and waits for its response, bounded by the deadline of the
-// context the Client was dialled with, or of ctx when it is earlier. A
-// response with OK false is returned without error: it is the daemon's
-// answer. An error means no answer arrived, and the request may or may not
-// have been carried out.
-func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
-	if req.Version == 0 {
-		req.Version = Version
-	}
-	line, err := EncodeLine(req)
-	if err != nil {
-		return Response{}, err
-	}
-	if err := ctx.Err(); err != nil {
-		return Response{}, fmt.Errorf("hook: send: %w", err)
-	}
-	if dl, ok := ctx.Deadline(); ok && (c.conn.deadline.IsZero() || dl.Before(c.conn.deadline)) {
-		c.conn.deadline = dl
-	}
-	if _, err := c.conn.Write(line); err != nil {
-		return Response{}, fmt.Errorf("hook: send: %w", err)
-	}
-	b, err := ReadLine(c.r, MaxMessageSize)
-	if err != nil {
-		return Response{}, fmt.Errorf("hook: read reply: %w", err)
-	}
-	var resp Response
-	if err := json.Unmarshal(b, &resp); err != nil {
-		return Response{}, fmt.Errorf("hook: malformed reply: %w", err)
-	}
-	return resp, nil
 }
 
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
-// Call dials socket, sends one request and returns its response.
-func Call(ctx context.Context, socket string, req Request) (Response, error) {
-	c, err := Dial(ctx, socket)
-	if err != nil {
-		return Response{}, err
-	}
-	defer c.Close()
-	return c.Do(ctx, req)
+// Ping checks that the daemon answers.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.do(ctx, request{Op: opPing})
+	return err
 }
 
-// ReadLine reads one newline-terminated line of at most max bytes (newline
+// Enqueue queues req.Paths. It returns only after the daemon has committed
+// and fsynced them, so a nil error means they survive a crash. When any path
+// is invalid the whole request is refused with a *RefusedError.
+func (c *Client) Enqueue(ctx context.Context, req EnqueueRequest) (EnqueueResult, error) {
+	resp, err := c.do(ctx, request{Op: opEnqueue, Paths: req.Paths, Drv: req.Drv, Source: req.Source})
+	if err != nil {
+		return EnqueueResult{}, err
+	}
+	return EnqueueResult{Added: resp.Added, AlreadyQueued: resp.AlreadyQueued, Requeued: resp.Requeued}, nil
+}
+
+// Retry moves the named failed paths, or all failed paths when none are
+// named, back to pending.
+func (c *Client) Retry(ctx context.Context, paths []string) (RetryResult, error) {
+	resp, err := c.do(ctx, request{Op: opRetry, Paths: paths})
+	if err != nil {
+		return RetryResult{}, err
+	}
+	return RetryResult{Retried: resp.Retried}, nil
+}
+
+// Status reports the daemon's queue, uploads and failures. Every local user
+// who can reach the socket may ask.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	resp, err := c.do(ctx, request{Op: opStatus})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Status == nil {
+		return nil, &Error{Message: "the daemon sent no status"}
+	}
+	return resp.Status, nil
+}
+
+// do sends req and reads its response, bounded by the deadline of the
+// context the Client was dialled with, or of ctx when it is earlier. A
+// negative answer becomes the matching typed error.
+func (c *Client) do(ctx context.Context, req request) (response, error) {
+	req.Version = Version
+	line, err := encodeLine(req)
+	if err != nil {
+		return response{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return response{}, unavailable("hook: send: %w", err)
+	}
+	if dl, ok := ctx.Deadline(); ok && (c.conn.deadline.IsZero() || dl.Before(c.conn.deadline)) {
+		c.conn.deadline = dl
+	}
+	if _, err := c.conn.Write(line); err != nil {
+		return response{}, unavailable("hook: send: %w", err)
+	}
+	b, err := readLine(c.r, MaxMessageSize)
+	if err != nil {
+		return response{}, unavailable("hook: read reply: %w", err)
+	}
+	var resp response
+	if err := json.Unmarshal(b, &resp); err != nil {
+		return response{}, unavailable("hook: malformed reply: %w", err)
+	}
+	if !resp.OK {
+		return resp, answerError(resp, len(req.Paths))
+	}
+	return resp, nil
+}
+
+// readLine reads one newline-terminated line of at most max bytes (newline
 // included) and returns it without the newline. A longer line gives
 // ErrTooLarge; the rest of it is left unread. EOF before any byte is io.EOF;
 // EOF in the middle of a line is io.ErrUnexpectedEOF.
-func ReadLine(r *bufio.Reader, max int) ([]byte, error) {
+func readLine(r *bufio.Reader, max int) ([]byte, error) {
 	var buf []byte
 	for {
 		chunk, err := r.ReadSlice('\n')

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nixs3q/nixs3q/internal/testenv"
 )
 
 func TestParseDrvOutputs(t *testing.T) {
@@ -95,20 +97,20 @@ func TestSpoolRoundTrip(t *testing.T) {
 
 func TestReadLine(t *testing.T) {
 	r := bufio.NewReaderSize(strings.NewReader("short\n"+strings.Repeat("x", 100)+"\nnoend"), 16)
-	if b, err := ReadLine(r, 50); err != nil || string(b) != "short" {
+	if b, err := readLine(r, 50); err != nil || string(b) != "short" {
 		t.Fatalf("got %q, %v", b, err)
 	}
-	if _, err := ReadLine(r, 50); !errors.Is(err, ErrTooLarge) {
+	if _, err := readLine(r, 50); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("long line: err = %v, want ErrTooLarge", err)
 	}
 	r = bufio.NewReader(strings.NewReader("noend"))
-	if _, err := ReadLine(r, 50); err == nil {
+	if _, err := readLine(r, 50); err == nil {
 		t.Fatal("a line without newline was accepted")
 	}
 }
 
 // fakeDaemon answers enqueue requests with the given function.
-func fakeDaemon(t *testing.T, answer func(Request) Response) (string, *[]Request) {
+func fakeDaemon(t *testing.T, answer func(request) response) (string, *[]request) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "d.sock")
 	l, err := net.Listen("unix", sock)
@@ -117,7 +119,7 @@ func fakeDaemon(t *testing.T, answer func(Request) Response) (string, *[]Request
 	}
 	t.Cleanup(func() { l.Close() })
 	var mu sync.Mutex
-	var got []Request
+	var got []request
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -128,18 +130,18 @@ func fakeDaemon(t *testing.T, answer func(Request) Response) (string, *[]Request
 				defer c.Close()
 				r := bufio.NewReader(c)
 				for {
-					line, err := ReadLine(r, MaxMessageSize)
+					line, err := readLine(r, MaxMessageSize)
 					if err != nil {
 						return
 					}
-					var req Request
+					var req request
 					if err := json.Unmarshal(line, &req); err != nil {
 						return
 					}
 					mu.Lock()
 					got = append(got, req)
 					mu.Unlock()
-					b, _ := EncodeLine(answer(req))
+					b, _ := encodeLine(answer(req))
 					c.Write(b)
 				}
 			}()
@@ -149,13 +151,13 @@ func fakeDaemon(t *testing.T, answer func(Request) Response) (string, *[]Request
 }
 
 func TestRunHookQueued(t *testing.T) {
-	sock, got := fakeDaemon(t, func(Request) Response { return Response{OK: true, Added: 2} })
+	sock, got := fakeDaemon(t, func(request) response { return response{OK: true, Added: 2} })
 	state := t.TempDir()
-	out := RunHook(context.Background(), HookConfig{Socket: sock, StateDir: state, OutPaths: " /nix/store/a-x  /nix/store/b-y "})
+	out := Run(context.Background(), Config{Socket: sock, StateDir: state, OutPaths: " /nix/store/a-x  /nix/store/b-y "})
 	if !out.Queued || out.Message != "" || out.Spooled != "" {
 		t.Fatalf("outcome = %+v", out)
 	}
-	if len(*got) != 1 || (*got)[0].Op != OpEnqueue || len((*got)[0].Paths) != 2 || (*got)[0].Version != Version {
+	if len(*got) != 1 || (*got)[0].Op != opEnqueue || len((*got)[0].Paths) != 2 || (*got)[0].Version != Version {
 		t.Fatalf("daemon saw %+v", *got)
 	}
 	if files, _ := ListSpool(SpoolDir(state)); len(files) != 0 {
@@ -164,10 +166,10 @@ func TestRunHookQueued(t *testing.T) {
 }
 
 func TestRunHookReadsDrvWhenOutPathsEmpty(t *testing.T) {
-	sock, got := fakeDaemon(t, func(Request) Response { return Response{OK: true} })
+	sock, got := fakeDaemon(t, func(request) response { return response{OK: true} })
 	drv := filepath.Join(t.TempDir(), "x.drv")
 	os.WriteFile(drv, []byte(`Derive([("dev","/nix/store/d-x-dev","",""),("out","/nix/store/o-x","","")],[],[],"x","/bin/sh",[],[])`), 0o644)
-	out := RunHook(context.Background(), HookConfig{Socket: sock, StateDir: t.TempDir(), DrvPath: drv})
+	out := Run(context.Background(), Config{Socket: sock, StateDir: t.TempDir(), DrvPath: drv})
 	if !out.Queued {
 		t.Fatalf("outcome = %+v", out)
 	}
@@ -179,7 +181,7 @@ func TestRunHookReadsDrvWhenOutPathsEmpty(t *testing.T) {
 func TestRunHookDaemonDownSpools(t *testing.T) {
 	state := t.TempDir()
 	start := time.Now()
-	out := RunHook(context.Background(), HookConfig{Socket: filepath.Join(state, "none.sock"), StateDir: state, OutPaths: "/nix/store/a-x"})
+	out := Run(context.Background(), Config{Socket: filepath.Join(state, "none.sock"), StateDir: state, OutPaths: "/nix/store/a-x"})
 	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("hook took %v with the daemon down", took)
 	}
@@ -212,7 +214,7 @@ func TestRunHookStuckDaemonSpools(t *testing.T) {
 	}()
 	state := t.TempDir()
 	start := time.Now()
-	out := RunHook(context.Background(), HookConfig{Socket: sock, StateDir: state, OutPaths: "/nix/store/a-x", Timeout: 300 * time.Millisecond})
+	out := Run(context.Background(), Config{Socket: sock, StateDir: state, OutPaths: "/nix/store/a-x", Timeout: 300 * time.Millisecond})
 	if took := time.Since(start); took > time.Second {
 		t.Fatalf("hook took %v against a stuck daemon", took)
 	}
@@ -222,16 +224,16 @@ func TestRunHookStuckDaemonSpools(t *testing.T) {
 }
 
 func TestRunHookRefusalRetriesValidPaths(t *testing.T) {
-	sock, got := fakeDaemon(t, func(r Request) Response {
+	sock, got := fakeDaemon(t, func(r request) response {
 		for _, p := range r.Paths {
 			if p == "/nix/store/bad" {
-				return Response{Error: "refused", Refused: []Refusal{{Path: p, Reason: "does not exist"}}}
+				return response{Error: "refused", Refused: []Refusal{{Path: p, Reason: "does not exist"}}}
 			}
 		}
-		return Response{OK: true, Added: len(r.Paths)}
+		return response{OK: true, Added: len(r.Paths)}
 	})
 	state := t.TempDir()
-	out := RunHook(context.Background(), HookConfig{Socket: sock, StateDir: state, OutPaths: "/nix/store/bad /nix/store/good-x"})
+	out := Run(context.Background(), Config{Socket: sock, StateDir: state, OutPaths: "/nix/store/bad /nix/store/good-x"})
 	if out.Spooled != "" || !strings.Contains(out.Message, "does not exist") {
 		t.Fatalf("outcome = %+v", out)
 	}
@@ -241,20 +243,20 @@ func TestRunHookRefusalRetriesValidPaths(t *testing.T) {
 }
 
 func TestRunHookDaemonErrorSpools(t *testing.T) {
-	sock, _ := fakeDaemon(t, func(Request) Response { return Response{Error: "shutting down"} })
+	sock, _ := fakeDaemon(t, func(request) response { return response{Error: "shutting down"} })
 	state := t.TempDir()
-	out := RunHook(context.Background(), HookConfig{Socket: sock, StateDir: state, OutPaths: "/nix/store/a-x"})
+	out := Run(context.Background(), Config{Socket: sock, StateDir: state, OutPaths: "/nix/store/a-x"})
 	if out.Spooled == "" || out.Queued {
 		t.Fatalf("a daemon error must fall back to the spool: %+v", out)
 	}
 }
 
 func TestRunHookNothingToDo(t *testing.T) {
-	out := RunHook(context.Background(), HookConfig{Socket: "/nonexistent", StateDir: t.TempDir()})
+	out := Run(context.Background(), Config{Socket: "/nonexistent", StateDir: t.TempDir()})
 	if out.Queued || out.Spooled != "" || out.Message != "" {
 		t.Fatalf("outcome = %+v", out)
 	}
-	out = RunHook(context.Background(), HookConfig{Socket: "/nonexistent", StateDir: t.TempDir(), DrvPath: "/nonexistent.drv"})
+	out = Run(context.Background(), Config{Socket: "/nonexistent", StateDir: t.TempDir(), DrvPath: "/nonexistent.drv"})
 	if out.Message == "" || strings.Contains(out.Message, "\n") {
 		t.Fatalf("unreadable drv should give one line: %+v", out)
 	}
@@ -263,9 +265,7 @@ func TestRunHookNothingToDo(t *testing.T) {
 // As root, spool files go to the owner of the state directory (the daemon's
 // user), so that the daemon can read and remove what the root-run hook wrote.
 func TestSpoolOwnedByStateDirOwner(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (the project's test command runs as root)")
-	}
+	testenv.RequireRoot(t)
 	state := filepath.Join(t.TempDir(), "state")
 	if err := os.Mkdir(state, 0o700); err != nil {
 		t.Fatal(err)
@@ -309,9 +309,7 @@ func TestSpoolRefusesSymlinkedDirectory(t *testing.T) {
 // As root, a spool directory owned by someone other than the state
 // directory's owner (or root) is refused.
 func TestSpoolRefusesForeignOwner(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (the project's test command runs as root)")
-	}
+	testenv.RequireRoot(t)
 	state := filepath.Join(t.TempDir(), "state")
 	os.Mkdir(state, 0o700)
 	os.Chown(state, 4321, 4321)

@@ -22,16 +22,17 @@ const (
 	StateDirEnv     = "NIXS3Q_STATE_DIR"
 )
 
-// Operations a Request may ask for.
+// Operations a request may ask for. They appear only on the wire: callers
+// use the Client's methods, the daemon implements Handler.
 const (
-	OpEnqueue = "enqueue" // queue Paths durably; needs write permission
-	OpRetry   = "retry"   // move failed Paths (all when empty) back to pending; needs write permission
-	OpStatus  = "status"  // report the queue; open to every local user
-	OpPing    = "ping"    // check the daemon answers
+	opEnqueue = "enqueue" // queue paths durably; needs write access
+	opRetry   = "retry"   // move failed paths (all when none named) back to pending; needs write access
+	opStatus  = "status"  // report the queue; open to every local user
+	opPing    = "ping"    // check the daemon answers
 )
 
-// Request is one client message.
-type Request struct {
+// request is one client message on the wire.
+type request struct {
 	Version int      `json:"v"`
 	Op      string   `json:"op"`
 	Paths   []string `json:"paths,omitempty"`
@@ -41,17 +42,13 @@ type Request struct {
 	Source string `json:"source,omitempty"`
 }
 
-// Refusal names a path the daemon would not queue, and why.
-type Refusal struct {
-	Path   string `json:"path"`
-	Reason string `json:"reason"`
-}
-
-// Response is the daemon's answer to one Request. OK is false when the
-// request changed nothing; Error then says why.
-type Response struct {
+// response is the daemon's answer to one request on the wire. OK is false
+// when the request changed nothing; Error then says why and Code (absent
+// from daemons older than the typed client) says what kind of refusal it is.
+type response struct {
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+	Code  string `json:"code,omitempty"`
 	// Refused lists the invalid paths of a refused enqueue. An enqueue with
 	// any invalid path is refused whole, so that bad input changes nothing.
 	Refused       []Refusal `json:"refused,omitempty"`
@@ -60,6 +57,42 @@ type Response struct {
 	Requeued      int       `json:"requeued,omitempty"`
 	Retried       int       `json:"retried,omitempty"`
 	Status        *Status   `json:"status,omitempty"`
+}
+
+// Error codes in a response. They let the client return typed errors.
+const (
+	codePermission = "permission"
+	codeVersion    = "version"
+	codeMalformed  = "malformed"
+	codeTooLarge   = "too-large"
+	codeRefused    = "refused"
+)
+
+// EnqueueRequest asks the daemon to queue store paths.
+type EnqueueRequest struct {
+	Paths []string
+	// Drv is the derivation the paths were built from, when known (for logs).
+	Drv string
+	// Source says who asks: "hook", "push", "spool" (for logs).
+	Source string
+}
+
+// EnqueueResult counts what an enqueue did with its paths.
+type EnqueueResult struct {
+	Added         int // new in the queue
+	AlreadyQueued int // pending or in flight already
+	Requeued      int // failed before, now pending again
+}
+
+// RetryResult says what a retry did.
+type RetryResult struct {
+	Retried int // failed items moved back to pending
+}
+
+// Refusal names a path the daemon would not queue, and why.
+type Refusal struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
 }
 
 // Status is the daemon's view of its queue and uploads.
@@ -117,8 +150,8 @@ type HistoryEntry struct {
 // ErrTooLarge is returned for a message longer than MaxMessageSize.
 var ErrTooLarge = errors.New("hook: message exceeds the size limit")
 
-// EncodeLine marshals v as one protocol line (JSON plus newline).
-func EncodeLine(v any) ([]byte, error) {
+// encodeLine marshals v as one protocol line (JSON plus newline).
+func encodeLine(v any) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("hook: encode: %w", err)

@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// HookConfig is what nixs3q-hook needs, normally read from its environment.
-type HookConfig struct {
+// Config is what nixs3q-hook needs, normally read from its environment.
+type Config struct {
 	Socket   string        // daemon socket; default DefaultSocket
 	StateDir string        // holds the spool; default DefaultStateDir
 	Timeout  time.Duration // budget for reaching the daemon; default 1500ms
@@ -17,9 +17,9 @@ type HookConfig struct {
 	DrvPath  string        // DRV_PATH
 }
 
-// ConfigFromEnv builds a HookConfig from an environment lookup function.
-func ConfigFromEnv(getenv func(string) string) HookConfig {
-	return HookConfig{
+// ConfigFromEnv builds a Config from an environment lookup function.
+func ConfigFromEnv(getenv func(string) string) Config {
+	return Config{
 		Socket:   getenv(SocketEnv),
 		StateDir: getenv(StateDirEnv),
 		OutPaths: getenv("OUT_PATHS"),
@@ -27,7 +27,7 @@ func ConfigFromEnv(getenv func(string) string) HookConfig {
 	}
 }
 
-// Outcome says what RunHook did.
+// Outcome says what Run did.
 type Outcome struct {
 	Paths   []string
 	Queued  bool   // the daemon acknowledged a durable enqueue
@@ -36,12 +36,12 @@ type Outcome struct {
 	Message string
 }
 
-// RunHook queues the outputs of one build: it sends them to the daemon and
+// Run queues the outputs of one build: it sends them to the daemon and
 // waits for the durable acknowledgement, and when the daemon cannot be
 // reached in time it writes them to the spool instead. It never blocks
 // longer than about Timeout plus one spool write, and it never returns an
 // error: what went wrong is described in Outcome.Message, one line.
-func RunHook(ctx context.Context, cfg HookConfig) Outcome {
+func Run(ctx context.Context, cfg Config) Outcome {
 	if cfg.Socket == "" {
 		cfg.Socket = DefaultSocket
 	}
@@ -112,18 +112,18 @@ func send(ctx context.Context, socket string, paths []string, drv string) error 
 		return err
 	}
 	defer c.Close()
-	resp, err := c.Do(ctx, Request{Op: OpEnqueue, Paths: paths, Drv: drv, Source: "hook"})
-	if err != nil {
-		return err
-	}
-	if resp.OK {
+	_, err = c.Enqueue(ctx, EnqueueRequest{Paths: paths, Drv: drv, Source: "hook"})
+	var refused *RefusedError
+	switch {
+	case err == nil:
 		return nil
+	case errors.Is(err, ErrUnavailable):
+		return err
+	case !errors.As(err, &refused):
+		return fmt.Errorf("daemon error: %w", err)
 	}
-	if len(resp.Refused) == 0 {
-		return fmt.Errorf("daemon error: %s", resp.Error)
-	}
-	bad := make(map[string]bool, len(resp.Refused))
-	for _, r := range resp.Refused {
+	bad := make(map[string]bool, len(refused.Refused))
+	for _, r := range refused.Refused {
 		bad[r.Path] = true
 	}
 	var rest []string
@@ -132,19 +132,19 @@ func send(ctx context.Context, socket string, paths []string, drv string) error 
 			rest = append(rest, p)
 		}
 	}
-	msg := fmt.Sprintf("refused %s: %s", resp.Refused[0].Path, resp.Refused[0].Reason)
-	if len(resp.Refused) > 1 {
-		msg += fmt.Sprintf(" (and %d more)", len(resp.Refused)-1)
+	msg := fmt.Sprintf("refused %s: %s", refused.Refused[0].Path, refused.Refused[0].Reason)
+	if len(refused.Refused) > 1 {
+		msg += fmt.Sprintf(" (and %d more)", len(refused.Refused)-1)
 	}
 	if len(rest) == 0 {
 		return &refusedError{msg: msg}
 	}
-	resp, err = c.Do(ctx, Request{Op: OpEnqueue, Paths: rest, Drv: drv, Source: "hook"})
-	if err == nil && resp.OK {
+	_, err = c.Enqueue(ctx, EnqueueRequest{Paths: rest, Drv: drv, Source: "hook"})
+	if err == nil {
 		return &refusedError{msg: msg}
 	}
-	if err == nil {
-		err = fmt.Errorf("daemon error: %s", resp.Error)
+	if !errors.Is(err, ErrUnavailable) {
+		err = fmt.Errorf("daemon error: %w", err)
 	}
 	return &refusedError{msg: fmt.Sprintf("%s; the others: %v", msg, err), rest: rest}
 }

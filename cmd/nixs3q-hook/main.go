@@ -16,7 +16,7 @@ import (
 func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	out := hook.RunHook(ctx, hook.ConfigFromEnv(os.Getenv))
+	out := hook.Run(ctx, hook.ConfigFromEnv(os.Getenv))
 	if out.Message != "" {
 		fmt.Fprintln(os.Stderr, out.Message)
 	}

@@ -32,21 +32,30 @@ func newFlags(name, args string) *flag.FlagSet {
 	return fs
 }
 
-// call sends one request and turns a refusal into an error.
-func call(ctx context.Context, socket string, req hook.Request) (hook.Response, error) {
-	resp, err := hook.Call(ctx, socket, req)
-	if err != nil {
-		return resp, fmt.Errorf("cannot reach the nixs3q daemon at %s (is it running? see 'systemctl status nixs3q'): %w", socket, err)
+// withClient dials the daemon, runs fn with the connection and closes it.
+// An error is worded for the user: the daemon's refusal as it said it (with
+// each refused path and its reason), or that the daemon cannot be reached.
+func withClient(ctx context.Context, socket string, fn func(*hook.Client) error) error {
+	c, err := hook.Dial(ctx, socket)
+	if err == nil {
+		err = fn(c)
+		c.Close()
 	}
-	if !resp.OK {
+	var refused *hook.RefusedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, hook.ErrUnavailable):
+		return fmt.Errorf("cannot reach the nixs3q daemon at %s (is it running? see 'systemctl status nixs3q'): %w", socket, err)
+	case errors.As(err, &refused):
 		var b strings.Builder
-		b.WriteString(resp.Error)
-		for _, r := range resp.Refused {
+		b.WriteString(refused.Error())
+		for _, r := range refused.Refused {
 			fmt.Fprintf(&b, "\n  %s: %s", r.Path, r.Reason)
 		}
-		return resp, errors.New(b.String())
+		return errors.New(b.String())
 	}
-	return resp, nil
+	return err
 }
 
 // resolvePath turns what a user typed (./result, a relative path) into the
@@ -79,12 +88,16 @@ func runPush(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	resp, err := call(ctx, *socket, hook.Request{Op: hook.OpEnqueue, Paths: paths, Source: "push"})
+	var res hook.EnqueueResult
+	err := withClient(ctx, *socket, func(c *hook.Client) (err error) {
+		res, err = c.Enqueue(ctx, hook.EnqueueRequest{Paths: paths, Source: "push"})
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	fmt.Printf("queued %d path(s): %d new, %d already queued, %d failed before and retried\n",
-		len(paths), resp.Added, resp.AlreadyQueued, resp.Requeued)
+		len(paths), res.Added, res.AlreadyQueued, res.Requeued)
 	return nil
 }
 
@@ -100,25 +113,27 @@ func runRetry(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	resp, err := call(ctx, *socket, hook.Request{Op: hook.OpRetry, Paths: paths})
+	var res hook.RetryResult
+	err := withClient(ctx, *socket, func(c *hook.Client) (err error) {
+		res, err = c.Retry(ctx, paths)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	fmt.Printf("moved %d failed path(s) back to pending\n", resp.Retried)
+	fmt.Printf("moved %d failed path(s) back to pending\n", res.Retried)
 	return nil
 }
 
 func fetchStatus(ctx context.Context, socket string) (*hook.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	resp, err := call(ctx, socket, hook.Request{Op: hook.OpStatus})
-	if err != nil {
-		return nil, err
-	}
-	if resp.Status == nil {
-		return nil, errors.New("daemon sent no status")
-	}
-	return resp.Status, nil
+	var st *hook.Status
+	err := withClient(ctx, socket, func(c *hook.Client) (err error) {
+		st, err = c.Status(ctx)
+		return err
+	})
+	return st, err
 }
 
 func runStatus(ctx context.Context, args []string) error {

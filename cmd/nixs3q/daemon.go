@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -148,15 +147,6 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	var cacheNote atomic.Value
-	cacheNote.Store("")
-	if err := checkCache(ctx, up, log); err != nil {
-		if !errors.Is(err, errCacheUnreachable) {
-			return err
-		}
-		cacheNote.Store("cache unreachable, retrying")
-		go recheckCache(ctx, up, log, &cacheNote)
-	}
 	m := metrics.New(q.Stats)
 	if f.metricsListen != "" {
 		stopMetrics, err := serveMetrics(f.metricsListen, m, log.Named("metrics"))
@@ -190,66 +180,13 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 	notified := make(chan struct{})
 	go func() {
 		defer close(notified)
-		notifier{log: log}.run(nctx, d.Ready(), q, func() string { return cacheNote.Load().(string) })
+		notifier{log: log}.run(nctx, d.Ready(), q, d.CacheNote)
 	}()
 	err = d.Run(ctx)
 	stopNotify()
 	<-notified
+	if errors.Is(err, daemon.ErrCacheUnusable) {
+		return &exitError{2, err}
+	}
 	return err
-}
-
-var errCacheUnreachable = errors.New("cache unreachable")
-
-// recheckCache retries the cache check in the background until it passes,
-// so that status and systemd show when the cache becomes reachable.
-func recheckCache(ctx context.Context, up *uploader.Uploader, log *zap.Logger, note *atomic.Value) {
-	for delay := 5 * time.Second; ; delay = min(2*delay, 5*time.Minute) {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(delay):
-		}
-		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		err := up.EnsureCacheInfo(cctx)
-		cancel()
-		if err == nil {
-			log.Info("cache reachable")
-			note.Store("")
-			return
-		}
-		c := uploader.Classify(err)
-		note.Store("cache check failing: " + c.Reason)
-		log.Warn("cache check failed", zap.Error(err), zap.Bool("permanent", c.Permanent))
-	}
-}
-
-// checkCache makes sure the cache has a nix-cache-info. A permanent problem
-// that shows within a few seconds (no such bucket, access denied, a cache for
-// another store directory) stops the daemon with a clear message. A cache
-// that does not answer in that time, or answers with a transient error, does
-// not hold up start-up: queueing must not depend on the network, so the
-// check goes on in the background (recheckCache).
-func checkCache(ctx context.Context, up *uploader.Uploader, log *zap.Logger) error {
-	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	result := make(chan error, 1)
-	go func() {
-		defer cancel()
-		result <- up.EnsureCacheInfo(cctx)
-	}()
-	var err error
-	select {
-	case err = <-result:
-	case <-time.After(3 * time.Second):
-		log.Warn("cache is slow to answer; starting anyway and checking it in the background")
-		return errCacheUnreachable
-	}
-	if err == nil {
-		return nil
-	}
-	c := uploader.Classify(err)
-	if c.Permanent {
-		return &exitError{2, fmt.Errorf("%s: %w", c.Reason, err)}
-	}
-	log.Warn("cache not reachable yet; queueing anyway and retrying uploads later", zap.Error(err))
-	return errCacheUnreachable
 }

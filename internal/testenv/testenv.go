@@ -52,3 +52,14 @@ func NixEnv() []string {
 	}
 	return append(env, "NIX_REMOTE=", "NIX_CONFIG="+NixConfig)
 }
+
+// RequireRoot checks that the test runs as root, which it needs to act as
+// other users or give files away. The project's test command runs as root,
+// so with NIXS3Q_REQUIRE_TOOLS=1 a test run as another user fails instead of
+// skipping.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Missing(t, "needs root (the project's test command runs as root)")
+	}
+}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nixs3q/nixs3q/hook"
+	"github.com/nixs3q/nixs3q/internal/testenv"
 	"github.com/nixs3q/nixs3q/queue"
 )
 
@@ -22,9 +24,7 @@ const nobody = 65534
 // mode lets anyone in, to show that the daemon's check of the peer's
 // credentials, not only the socket's mode, keeps other users out.
 func TestPeerCredentials(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to act as another user (the project's test command runs as root)")
-	}
+	testenv.RequireRoot(t)
 	e := start(t, &fakeUploader{})
 	p := e.storePath("x")
 	// Open the way to the socket for everyone.
@@ -40,31 +40,18 @@ func TestPeerCredentials(t *testing.T) {
 	copyFile(t, os.Args[0], bin)
 	os.Chmod(filepath.Dir(bin), 0o755)
 
-	run := func(req hook.Request) hook.Response {
+	run := func(op string, paths ...string) helperResult {
 		t.Helper()
-		b, _ := json.Marshal(req)
-		cmd := exec.Command(bin, "-test.run=^TestHelperClient$")
-		cmd.Env = append(os.Environ(), "NIXS3Q_HELPER_SOCKET="+e.socket, "NIXS3Q_HELPER_REQ="+string(b))
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("client as nobody: %v: %s", err, out)
-		}
-		var resp hook.Response
-		first := strings.SplitN(string(out), "\n", 2)[0]
-		if err := json.Unmarshal([]byte(first), &resp); err != nil {
-			t.Fatalf("client output %q: %v", out, err)
-		}
-		return resp
+		return runHelper(t, bin, e.socket, nobody, op, paths)
 	}
-	if resp := run(hook.Request{Op: hook.OpEnqueue, Paths: []string{p}}); resp.OK || !strings.Contains(resp.Error, "permission denied") {
-		t.Fatalf("nobody could enqueue: %+v", resp)
+	if res := run("enqueue", p); res.OK || !res.Permission || !strings.Contains(res.Error, "permission denied") {
+		t.Fatalf("nobody could enqueue: %+v", res)
 	}
-	if resp := run(hook.Request{Op: hook.OpRetry}); resp.OK {
-		t.Fatalf("nobody could retry: %+v", resp)
+	if res := run("retry"); res.OK || !res.Permission {
+		t.Fatalf("nobody could retry: %+v", res)
 	}
-	if resp := run(hook.Request{Op: hook.OpStatus}); !resp.OK || resp.Status == nil {
-		t.Fatalf("nobody could not read status: %+v", resp)
+	if res := run("status"); !res.OK || res.Status == nil {
+		t.Fatalf("nobody could not read status: %+v", res)
 	}
 	if st, _ := e.q.Stats(); st.Pending+st.Leased != 0 || st.Completed != 0 {
 		t.Fatalf("a refused user changed the queue: %+v", st)
@@ -74,9 +61,7 @@ func TestPeerCredentials(t *testing.T) {
 // TestPeerCredentialsAllowGroup lets the group in through the socket's group
 // ownership, with no world access.
 func TestPeerCredentialsAllowGroup(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to act as another user (the project's test command runs as root)")
-	}
+	testenv.RequireRoot(t)
 	e := start(t, &fakeUploader{}, func(c *Config, _ *queue.Config) { c.AllowGroup = "65534" })
 	p := e.storePath("y")
 	for dir := filepath.Dir(e.socket); dir != "/"; dir = filepath.Dir(dir) {
@@ -91,14 +76,36 @@ func TestPeerCredentialsAllowGroup(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "client.test")
 	copyFile(t, os.Args[0], bin)
 	os.Chmod(filepath.Dir(bin), 0o755)
-	b, _ := json.Marshal(hook.Request{Version: hook.Version, Op: hook.OpEnqueue, Paths: []string{p}})
-	cmd := exec.Command(bin, "-test.run=^TestHelperClient$")
-	cmd.Env = append(os.Environ(), "NIXS3Q_HELPER_SOCKET="+e.socket, "NIXS3Q_HELPER_REQ="+string(b))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 4242, Gid: nobody}}
-	out, err := cmd.Output()
-	if err != nil || !strings.Contains(string(out), `"ok":true`) {
-		t.Fatalf("group member could not enqueue: %v: %s", err, out)
+	if res := runHelper(t, bin, e.socket, 4242, "enqueue", []string{p}); !res.OK {
+		t.Fatalf("group member could not enqueue: %+v", res)
 	}
+}
+
+// helperResult is what TestHelperClient reports of one request.
+type helperResult struct {
+	OK         bool         `json:"ok"`
+	Error      string       `json:"error"`
+	Permission bool         `json:"permission"` // errors.Is(err, hook.ErrPermission)
+	Status     *hook.Status `json:"status"`
+}
+
+// runHelper runs one request through TestHelperClient as uid (group nobody).
+func runHelper(t *testing.T, bin, socket string, uid uint32, op string, paths []string) helperResult {
+	t.Helper()
+	cmd := exec.Command(bin, "-test.run=^TestHelperClient$")
+	cmd.Env = append(os.Environ(), "NIXS3Q_HELPER_SOCKET="+socket, "NIXS3Q_HELPER_OP="+op,
+		"NIXS3Q_HELPER_PATHS="+strings.Join(paths, " "))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: nobody}}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("client as uid %d: %v: %s", uid, err, out)
+	}
+	var res helperResult
+	first := strings.SplitN(string(out), "\n", 2)[0]
+	if err := json.Unmarshal([]byte(first), &res); err != nil {
+		t.Fatalf("client output %q: %v", out, err)
+	}
+	return res
 }
 
 // TestHelperClient is run as a subprocess by the tests above.
@@ -107,18 +114,34 @@ func TestHelperClient(t *testing.T) {
 	if sock == "" {
 		t.Skip("helper process only")
 	}
-	var req hook.Request
-	if err := json.Unmarshal([]byte(os.Getenv("NIXS3Q_HELPER_REQ")), &req); err != nil {
-		t.Fatal(err)
-	}
-	req.Version = hook.Version
+	paths := strings.Fields(os.Getenv("NIXS3Q_HELPER_PATHS"))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	resp, err := hook.Call(ctx, sock, req)
+	c, err := hook.Dial(ctx, sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := json.Marshal(resp)
+	defer c.Close()
+	var res helperResult
+	switch op := os.Getenv("NIXS3Q_HELPER_OP"); op {
+	case "enqueue":
+		_, err = c.Enqueue(ctx, hook.EnqueueRequest{Paths: paths, Source: "push"})
+	case "retry":
+		_, err = c.Retry(ctx, paths)
+	case "status":
+		res.Status, err = c.Status(ctx)
+	default:
+		t.Fatalf("unknown helper op %q", op)
+	}
+	if errors.Is(err, hook.ErrUnavailable) {
+		t.Fatal(err)
+	}
+	res.OK = err == nil
+	if err != nil {
+		res.Error = err.Error()
+		res.Permission = errors.Is(err, hook.ErrPermission)
+	}
+	b, _ := json.Marshal(res)
 	os.Stdout.Write(append(b, '\n'))
 }
 

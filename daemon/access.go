@@ -1,42 +1,12 @@
 package daemon
 
 import (
-	"fmt"
-	"net"
 	"os"
 	"os/user"
 	"strconv"
-	"syscall"
+
+	"github.com/nixs3q/nixs3q/hook"
 )
-
-// peer is who is on the other end of a connection.
-type peer struct {
-	uid, gid, pid int
-}
-
-// peerOf reads the connecting process's credentials from the kernel
-// (SO_PEERCRED); they cannot be forged by the client.
-func peerOf(conn net.Conn) (peer, error) {
-	uc, ok := conn.(*net.UnixConn)
-	if !ok {
-		return peer{}, fmt.Errorf("daemon: not a unix connection")
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return peer{}, fmt.Errorf("daemon: peer credentials: %w", err)
-	}
-	var cred *syscall.Ucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
-	}); err != nil {
-		return peer{}, fmt.Errorf("daemon: peer credentials: %w", err)
-	}
-	if cerr != nil {
-		return peer{}, fmt.Errorf("daemon: peer credentials: %w", cerr)
-	}
-	return peer{uid: int(cred.Uid), gid: int(cred.Gid), pid: int(cred.Pid)}, nil
-}
 
 // access decides who may change the queue.
 type access struct {
@@ -58,17 +28,17 @@ func newAccess(allowGroup string) (access, error) {
 }
 
 // mayWrite reports whether p may enqueue or retry.
-func (a access) mayWrite(p peer) bool {
-	if p.uid == 0 || p.uid == a.self {
+func (a access) mayWrite(p hook.Peer) bool {
+	if p.UID == 0 || p.UID == a.self {
 		return true
 	}
 	if a.groupID < 0 {
 		return false
 	}
-	if p.gid == a.groupID {
+	if p.GID == a.groupID {
 		return true
 	}
-	gids, err := a.groupsOf(p.uid)
+	gids, err := a.groupsOf(p.UID)
 	if err != nil {
 		return false
 	}

@@ -1,0 +1,105 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"go.uber.org/zap"
+
+	"github.com/nixs3q/nixs3q/hook"
+	"github.com/nixs3q/nixs3q/nix"
+	"github.com/nixs3q/nixs3q/queue"
+	"github.com/nixs3q/nixs3q/uploader"
+)
+
+// handler is the daemon's side of the protocol: hook.Server decodes and
+// checks requests, handler carries them out against the queue. It is safe
+// for concurrent use.
+type handler struct {
+	storeDir, stateDir, storeName string
+	q                             *queue.Queue
+	access                        access
+	active                        func() []queue.Item        // items the workers process
+	transfers                     func() []uploader.Transfer // NARs being uploaded
+	meter                         *rateMeter
+	log                           *zap.Logger
+}
+
+var _ hook.Handler = (*handler)(nil)
+
+// Access lets root, the daemon's own user and the allowed group change the
+// queue; everyone else may only read its status.
+func (h *handler) Access(p hook.Peer) hook.Access {
+	if h.access.mayWrite(p) {
+		return hook.ReadWrite
+	}
+	return hook.ReadOnly
+}
+
+// validatePath returns why path may not be queued, or "" when it may: it
+// must be a store path in storeDir and exist.
+func validatePath(storeDir, path string) string {
+	if _, err := nix.ParseStorePath(storeDir, path); err != nil {
+		return err.Error()
+	}
+	if _, err := os.Lstat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "does not exist (not built, or garbage-collected)"
+		}
+		return err.Error()
+	}
+	return ""
+}
+
+// Enqueue validates every path and, when all are valid, queues them
+// durably. With any invalid path it queues nothing and returns a
+// *hook.RefusedError.
+func (h *handler) Enqueue(ctx context.Context, p hook.Peer, req hook.EnqueueRequest) (hook.EnqueueResult, error) {
+	var refused []hook.Refusal
+	for _, path := range req.Paths {
+		if why := validatePath(h.storeDir, path); why != "" {
+			refused = append(refused, hook.Refusal{Path: path, Reason: why})
+		}
+	}
+	if len(refused) > 0 {
+		return hook.EnqueueResult{}, &hook.RefusedError{Refused: refused, Total: len(req.Paths)}
+	}
+	res, err := h.q.Enqueue(ctx, req.Paths)
+	if err != nil {
+		h.log.Error("enqueue failed", zap.Error(err))
+		return hook.EnqueueResult{}, fmt.Errorf("enqueue failed: %w", err)
+	}
+	if res.Added+res.Requeued > 0 {
+		h.log.Debug("queued", zap.Strings("paths", req.Paths), zap.String("source", req.Source),
+			zap.String("drv", req.Drv), zap.Int("added", res.Added), zap.Int("pid", p.PID))
+	}
+	return hook.EnqueueResult{Added: res.Added, AlreadyQueued: res.AlreadyQueued, Requeued: res.Requeued}, nil
+}
+
+// Retry moves failed items back to pending.
+func (h *handler) Retry(ctx context.Context, p hook.Peer, paths []string) (hook.RetryResult, error) {
+	n, err := h.q.Retry(paths)
+	if err != nil {
+		return hook.RetryResult{}, fmt.Errorf("retry failed: %w", err)
+	}
+	if n > 0 {
+		h.log.Info("failed items moved back to pending", zap.Int("count", n), zap.Int("uid", p.UID))
+	}
+	return hook.RetryResult{Retried: n}, nil
+}
+
+// logEvent reports what hook.Server cannot tell a client.
+func logEvent(log *zap.Logger, e hook.Event) {
+	switch e.Kind {
+	case hook.EventAcceptFailed:
+		log.Warn("accept failed", zap.Error(e.Err))
+	case hook.EventNoCredentials:
+		log.Warn("rejecting connection", zap.Error(e.Err))
+	case hook.EventDenied:
+		log.Warn("refused request from unauthorised user", zap.String("op", e.Op), zap.Int("uid", e.Peer.UID), zap.Int("pid", e.Peer.PID))
+	default:
+		log.Debug("connection read failed", zap.Error(e.Err), zap.Int("pid", e.Peer.PID))
+	}
+}

@@ -1,0 +1,85 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/nixs3q/nixs3q/metrics"
+	"github.com/nixs3q/nixs3q/queue"
+	"github.com/nixs3q/nixs3q/uploader"
+)
+
+// outcome is how one queue item's upload ended.
+type outcome struct {
+	item queue.Item
+	res  uploader.Result
+	err  error
+	took time.Duration
+}
+
+// outcomeQueue is what the recorder needs from the queue.
+type outcomeQueue interface {
+	Complete(path string, o queue.Outcome) error
+	Fail(path, msg string, opts queue.FailOptions) (queue.Item, error)
+	Release(paths []string) error
+}
+
+// recorder is the one place outcomes are recorded: in the queue, the
+// metrics, the throughput meter and the cache's health. It is safe for
+// concurrent use.
+type recorder struct {
+	q       outcomeQueue
+	metrics *metrics.Metrics // may be nil
+	meter   *rateMeter
+	health  *cacheHealth
+	log     *zap.Logger
+}
+
+// record stores the outcome of one item. workCtx is the context the upload
+// ran with: when it is cancelled (shutdown), an unfinished item goes back to
+// pending without using an attempt. Failing to record is logged; the item
+// then stays leased and the queue returns it to pending on the next start.
+func (r *recorder) record(workCtx context.Context, o outcome) {
+	it, res, err := o.item, o.res, o.err
+	log := r.log.With(zap.String("path", it.Path), zap.Int("attempt", it.Attempts+1))
+	r.meter.add(res.Bytes)
+	switch {
+	case err == nil:
+		log.Info("uploaded", zap.Int("uploaded", res.Uploaded), zap.Int("skipped", res.Skipped),
+			zap.Int64("bytes", res.Bytes), zap.Duration("took", o.took))
+		err = r.q.Complete(it.Path, queue.Outcome{Uploaded: res.Uploaded, Skipped: res.Skipped, Bytes: res.Bytes})
+		r.metrics.Uploaded(o.took, it.EnqueuedAt, res.NarBytes, res.Uploaded+res.Skipped)
+		r.health.succeeded()
+	case errors.Is(err, uploader.ErrPathGone):
+		log.Warn("dropped: path vanished before upload", zap.Error(err))
+		err = r.q.Complete(it.Path, queue.Outcome{Dropped: true, Detail: err.Error()})
+	case workCtx.Err() != nil:
+		log.Info("interrupted by shutdown; left queued")
+		err = r.q.Release([]string{it.Path})
+	default:
+		c := uploader.Classify(err)
+		msg := err.Error()
+		if c.Reason != "" {
+			msg = c.Reason + ": " + msg
+		}
+		var item queue.Item
+		item, err = r.q.Fail(it.Path, msg, queue.FailOptions{Permanent: c.Permanent, RetryAfter: c.RetryAfter})
+		if err == nil {
+			r.metrics.Failed(c.Code, item.State == queue.Failed)
+			if item.State == queue.Failed && !c.Permanent {
+				r.health.failedTransiently()
+			}
+			if item.State == queue.Failed {
+				log.Error("upload failed; moved to the failed list", zap.String("error", msg), zap.Int("attempts", item.Attempts))
+			} else {
+				log.Warn("upload failed; will retry", zap.String("error", msg), zap.Time("next_attempt", item.NextAttempt))
+			}
+		}
+	}
+	if err != nil {
+		log.Error("recording the outcome failed", zap.Error(err))
+	}
+}
