@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -29,6 +28,8 @@ type fakeUploader struct {
 	fn      func(ctx context.Context, root string) (uploader.Result, error)
 	calls   map[string]int
 	batches int
+	// cacheErr is what EnsureCacheInfo returns.
+	cacheErr error
 }
 
 func (f *fakeUploader) Upload(ctx context.Context, root string) (uploader.Result, error) {
@@ -61,7 +62,7 @@ func (f *fakeUploader) UploadBatch(ctx context.Context, roots []string, done fun
 
 func (f *fakeUploader) Active() []uploader.Transfer { return nil }
 
-func (f *fakeUploader) EnsureCacheInfo(ctx context.Context) error { return nil }
+func (f *fakeUploader) EnsureCacheInfo(ctx context.Context) error { return f.cacheErr }
 
 func (f *fakeUploader) count(root string) int {
 	f.mu.Lock()
@@ -274,64 +275,6 @@ func TestInvalidPathsRefusedAndNothingQueued(t *testing.T) {
 	}
 	if st, _ := e.q.Stats(); st.Pending+st.Leased+int(st.Completed) != 0 {
 		t.Fatalf("a refused request changed the queue: %+v", st)
-	}
-}
-
-func TestMalformedAndOversizedMessages(t *testing.T) {
-	e := start(t, &fakeUploader{})
-	conn, err := net.Dial("unix", e.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	r := bufio.NewReader(conn)
-	send := func(line string) string {
-		t.Helper()
-		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := conn.Write([]byte(line + "\n")); err != nil {
-			t.Fatal(err)
-		}
-		b, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("no reply to %q: %v", line, err)
-		}
-		return b
-	}
-	for _, tc := range []struct{ in, want string }{
-		{`not json`, "malformed"},
-		{`{"v":1,"op":"enqueue","paths":"x"}`, "malformed"},
-		{`{"v":1,"op":"enqueue","bogus":1}`, "malformed"},
-		{`{"v":1,"op":"status"} trailing`, "malformed"},
-		{`{"v":99,"op":"status"}`, "protocol version"},
-		{`{"v":1,"op":"launch"}`, "unknown op"},
-		{`{"v":1,"op":"enqueue"}`, "no paths"},
-	} {
-		if got := send(tc.in); !strings.Contains(got, `"ok":false`) || !strings.Contains(got, tc.want) {
-			t.Errorf("%q -> %s, want an error mentioning %q", tc.in, got, tc.want)
-		}
-	}
-	// The same connection still works after the bad requests.
-	if got := send(`{"v":1,"op":"ping"}`); !strings.Contains(got, `"ok":true`) {
-		t.Fatalf("ping after errors: %s", got)
-	}
-	// An oversized line gets an error reply and the connection is closed;
-	// the daemon keeps serving others.
-	big, err := net.Dial("unix", e.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer big.Close()
-	go big.Write([]byte(`{"v":1,"op":"enqueue","paths":["` + strings.Repeat("a", hook.MaxMessageSize) + `"]}` + "\n"))
-	big.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := bufio.NewReader(big).ReadString('\n')
-	if err != nil || !strings.Contains(line, "exceeds") {
-		t.Fatalf("oversized: %q, %v", line, err)
-	}
-	if err := e.client().Ping(ctx5s(t)); err != nil {
-		t.Fatalf("daemon stopped serving: %v", err)
-	}
-	if st, _ := e.q.Stats(); st.Pending+st.Leased != 0 || st.Completed != 0 {
-		t.Fatalf("bad messages changed the queue: %+v", st)
 	}
 }
 
@@ -689,5 +632,34 @@ func TestStatusCountsUnreadSpool(t *testing.T) {
 	}
 	if st := e.status(); st.Spooled != 1 || st.Pending != 0 {
 		t.Fatalf("status %+v, want 1 spool file and nothing pending", st)
+	}
+}
+
+// A cache that is permanently unusable stops the daemon before it listens
+// or reads the spool.
+func TestRunRefusesUnusableCache(t *testing.T) {
+	base := t.TempDir()
+	q, err := queue.Open(queue.Config{Path: filepath.Join(base, "queue.db")}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	stateDir, socket := filepath.Join(base, "state"), filepath.Join(base, "d.sock")
+	if _, err := hook.WriteSpool(hook.SpoolDir(stateDir), []string{"/nix/store/x"}); err != nil {
+		t.Fatal(err)
+	}
+	up := &fakeUploader{cacheErr: fmt.Errorf("check: %w", uploader.ErrStoreDirMismatch)}
+	d, err := New(Config{Socket: socket, StateDir: stateDir, StoreName: "test"}, q, up, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Run(context.Background()); !errors.Is(err, ErrCacheUnusable) || !strings.Contains(err.Error(), "another store directory") {
+		t.Fatalf("Run = %v, want ErrCacheUnusable naming the cause", err)
+	}
+	if _, err := os.Stat(socket); !os.IsNotExist(err) {
+		t.Fatalf("socket created: %v", err)
+	}
+	if files, _ := hook.ListSpool(hook.SpoolDir(stateDir)); len(files) != 1 {
+		t.Fatalf("spool files %v, want the one left unread", files)
 	}
 }

@@ -109,6 +109,35 @@ func TestReadLine(t *testing.T) {
 	}
 }
 
+// stubDaemon accepts connections on a fresh socket and hands each to
+// handle, until the test ends; then it closes them.
+func stubDaemon(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "stub.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+			handle(c)
+		}
+	}()
+	return sock
+}
+
 // fakeDaemon answers enqueue requests with the given function.
 func fakeDaemon(t *testing.T, answer func(request) response) (string, *[]request) {
 	t.Helper()
@@ -197,21 +226,7 @@ func TestRunHookDaemonDownSpools(t *testing.T) {
 // A daemon that accepts but never answers must not hold the build: the hook
 // gives up within its timeout and spools.
 func TestRunHookStuckDaemonSpools(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "stuck.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	sock := stubDaemon(t, func(net.Conn) {})
 	state := t.TempDir()
 	start := time.Now()
 	out := Run(context.Background(), Config{Socket: sock, StateDir: state, OutPaths: "/nix/store/a-x", Timeout: 300 * time.Millisecond})
