@@ -28,7 +28,7 @@ test:
 	$(GO) test -race -count=1 ./...
 
 e2e:
-	$(GO) test -tags e2e -count=1 -v -timeout 15m ./e2e/
+	$(GO) test -race -tags e2e -count=1 -v -timeout 15m ./e2e/
 
 build:
 	$(GO) build -o bin/ ./cmd/...

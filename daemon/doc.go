@@ -1,6 +1,18 @@
-// Package daemon is the long-running half of nixs3q. It owns the queue, serves
-// the hook protocol on a Unix socket, ingests the hook's spool, and runs a
-// pool of workers that hand queued paths to the uploader.
+// Package daemon is the long-running half of nixs3q. It owns the queue,
+// answers the hook protocol on a Unix socket, ingests the hook's spool, and
+// runs a pool of workers that hand queued paths to the uploader.
+//
+// Daemon only assembles these parts, each testable on its own:
+//   - handler carries out protocol requests (hook.Handler): it decides
+//     access, validates paths, queues them, retries failures and assembles
+//     the status. hook.Server does the framing, decoding and checks.
+//   - pool claims due items and runs them on at most Workers goroutines,
+//     handing every outcome to the recorder.
+//   - recorder is the one place outcomes are recorded: the queue, the
+//     metrics, the throughput meter and the cache's health.
+//   - cacheHealth checks the cache at start-up, keeps checking in the
+//     background while it is unreachable, and revives items that failed
+//     during an outage once uploads succeed again.
 //
 // Promises:
 //   - An enqueue is acknowledged only after queue.Enqueue returned, that is
@@ -13,8 +25,14 @@
 //     every connection. Anyone who can reach the socket may ask for status.
 //   - Malformed or oversized messages get an error reply; the daemon keeps
 //     serving.
+//   - A cache that is permanently unusable at start-up (no such bucket,
+//     access denied, another store directory) stops Run with an error
+//     wrapping ErrCacheUnusable before anything is listened on or queued.
+//     An unreachable cache does not: queueing never depends on the network.
 //   - One failing path never blocks the others: each queue item is retried
 //     with backoff on its own and ends in the failed list after its attempts.
+//     Items that ran out of attempts on transient errors go back to pending
+//     by themselves after the next successful upload.
 //   - A path garbage-collected while queued is dropped with a log line.
 //   - On shutdown (context cancelled, SIGTERM in main) intake stops at once,
 //     in-flight uploads get a bounded grace period, and whatever is not

@@ -1,18 +1,47 @@
 // Package hook is the small, versioned wire protocol between nixs3q's clients
-// (the post-build hook and the CLI) and the daemon, plus the pieces the hook
-// needs when the daemon is away: the spool and derivation output parsing.
+// (the post-build hook and the CLI) and the daemon, both halves of it (Client
+// and Server), plus the pieces the hook needs when the daemon is away: the
+// spool and derivation output parsing.
 //
-// It imports only the standard library, so that nixs3q-hook, which Nix runs
-// after every build and waits for, starts in about a millisecond.
+// Why the CLI's protocol lives here: the hook is the protocol's most
+// demanding client. It must import only the standard library and this
+// package, so that nixs3q-hook, which Nix runs after every build and waits
+// for, starts in about a millisecond. Keeping the one protocol in the
+// package the hook already links means the hook, the CLI and the daemon
+// cannot drift apart, and costs the hook nothing: the Server half uses
+// small interfaces (Conn, Listener) instead of the net package, and the
+// Client drives the socket with plain system calls.
 //
 // Protocol: a client connects to the daemon's Unix socket and writes one JSON
-// object per line (a Request); the daemon answers each with one JSON line (a
-// Response). A line is at most MaxMessageSize bytes. An enqueue is answered
-// only after the paths are committed and fsynced in the daemon's queue, so an
-// OK answer means the paths survive a crash.
+// object per line (a request); the daemon answers each with one JSON line,
+// in order. A line is at most MaxMessageSize bytes. Callers never see the
+// lines: Client has one method per operation (Enqueue, Retry, Status, Ping)
+// returning typed results, and the daemon implements Handler.
+//
+// Promises:
+//   - An enqueue is answered only after the paths are committed and fsynced
+//     in the daemon's queue, so Enqueue returning nil means the paths
+//     survive a crash.
+//   - A refused request changed nothing. Client methods return the refusal
+//     as a typed error: *RefusedError (listing each refused path and why),
+//     or an *Error matching ErrPermission, ErrVersion, ErrMalformed or
+//     ErrTooLarge. Any error matching ErrUnavailable means no answer came;
+//     the request may or may not have been carried out.
+//   - The Server decodes strictly (unknown fields, trailing data and wrong
+//     types are refused), checks the Version, refuses lines over
+//     MaxMessageSize, and refuses enqueue and retry to peers the Handler
+//     gives only ReadOnly access, all before the Handler sees the request.
+//     Bad input gets an error answer; the Server keeps serving.
+//   - The peer's identity comes from the kernel (SO_PEERCRED), never from
+//     the request.
+//   - Serve stops accepting as soon as its context is cancelled, finishes
+//     the requests being carried out, and returns once every connection is
+//     closed.
 //
 // Spool: when the daemon cannot be reached, the hook writes its paths into
 // the spool directory as a new file, atomically (temporary file, fsync,
 // rename, directory fsync). The daemon ingests spool files at start-up and
 // while it runs, and removes each only after its paths are durably queued.
+// Run never fails a build: it returns within about its timeout plus one
+// spool write, and reports problems as one line.
 package hook

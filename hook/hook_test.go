@@ -138,44 +138,32 @@ func stubDaemon(t *testing.T, handle func(net.Conn)) string {
 	return sock
 }
 
-// fakeDaemon answers enqueue requests with the given function.
+// fakeDaemon answers requests with the given function and records them.
 func fakeDaemon(t *testing.T, answer func(request) response) (string, *[]request) {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "d.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	var mu sync.Mutex
 	var got []request
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := readLine(r, MaxMessageSize)
-					if err != nil {
-						return
-					}
-					var req request
-					if err := json.Unmarshal(line, &req); err != nil {
-						return
-					}
-					mu.Lock()
-					got = append(got, req)
-					mu.Unlock()
-					b, _ := encodeLine(answer(req))
-					c.Write(b)
+	sock := stubDaemon(t, func(c net.Conn) {
+		go func() {
+			defer c.Close()
+			r := bufio.NewReader(c)
+			for {
+				line, err := readLine(r, MaxMessageSize)
+				if err != nil {
+					return
 				}
-			}()
-		}
-	}()
+				var req request
+				if err := json.Unmarshal(line, &req); err != nil {
+					return
+				}
+				mu.Lock()
+				got = append(got, req)
+				mu.Unlock()
+				b, _ := encodeLine(answer(req))
+				c.Write(b)
+			}
+		}()
+	})
 	return sock, &got
 }
 
