@@ -57,10 +57,7 @@ func New(cfg Config, q *queue.Queue, up Uploader, log *zap.Logger) (*Daemon, err
 	p := newPool(q, up, rec.record, cfg, log)
 	h := &handler{storeDir: cfg.StoreDir, stateDir: cfg.StateDir, storeName: cfg.StoreName, q: q, access: acc,
 		active: p.activeItems, transfers: up.Active, meter: meter, log: log}
-	srv, err := hook.NewServer(h, hook.ServerConfig{Log: func(e hook.Event) { logEvent(log, e) }})
-	if err != nil {
-		return nil, err
-	}
+	srv := &hook.Server{Handler: h, Log: func(e hook.Event) { logEvent(log, e) }}
 	return &Daemon{cfg: cfg, q: q, log: log, access: acc, server: srv, pool: p, health: health,
 		ready: make(chan struct{})}, nil
 }

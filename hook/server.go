@@ -28,19 +28,6 @@ type Listener interface {
 	Close() error
 }
 
-// ServerConfig configures a Server. The zero value of each field means its
-// default.
-type ServerConfig struct {
-	// IdleTimeout closes a connection that sends nothing for this long,
-	// default 2 minutes.
-	IdleTimeout time.Duration
-	// WriteTimeout bounds writing one answer, default 10 seconds.
-	WriteTimeout time.Duration
-	// Log, when set, receives what the Server cannot tell a client. It is
-	// called from the connections' goroutines, concurrently.
-	Log func(Event)
-}
-
 // Event is something a Server reports to its Log.
 type Event struct {
 	Kind EventKind
@@ -65,42 +52,38 @@ const (
 	EventReadFailed
 )
 
-func (c *ServerConfig) applyDefaults() {
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = 2 * time.Minute
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = 10 * time.Second
-	}
-}
-
-// Validate reports the first invalid setting.
-func (c ServerConfig) Validate() error {
-	if c.IdleTimeout < 0 || c.WriteTimeout < 0 {
-		return errors.New("hook: server timeouts must not be negative")
-	}
-	return nil
-}
-
 // Server is the daemon's half of the protocol: it accepts connections, reads
 // each peer's credentials, frames, decodes strictly and size-limits every
 // request, checks its version and the peer's access, and hands what is
 // valid to a Handler. Malformed or oversized input gets an error answer and
 // changes nothing; the Server keeps serving. Everything that concerns one
 // connection (deadlines, buffers, limits) is decided in serveConn.
+//
+// Like http.Server, a Server is configured through its fields, set before
+// Serve and not changed after; the zero value of each means its default.
 type Server struct {
-	h     Handler
-	cfg   ServerConfig
+	// Handler carries out the requests. Required.
+	Handler Handler
+	// IdleTimeout closes a connection that sends nothing for this long,
+	// default 2 minutes.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds writing one answer, default 10 seconds.
+	WriteTimeout time.Duration
+	// Log, when set, receives what the Server cannot tell a client. It is
+	// called from the connections' goroutines, concurrently.
+	Log func(Event)
+
 	conns sync.WaitGroup
 }
 
-// NewServer returns a Server that answers with h.
-func NewServer(h Handler, cfg ServerConfig) (*Server, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+func (s *Server) idleTimeout() time.Duration  { return orDefault(s.IdleTimeout, 2*time.Minute) }
+func (s *Server) writeTimeout() time.Duration { return orDefault(s.WriteTimeout, 10*time.Second) }
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
 	}
-	cfg.applyDefaults()
-	return &Server{h: h, cfg: cfg}, nil
+	return d
 }
 
 // Serve accepts connections on l and answers them until ctx is cancelled.
@@ -133,8 +116,8 @@ func (s *Server) Serve(ctx context.Context, l Listener) {
 }
 
 func (s *Server) log(e Event) {
-	if s.cfg.Log != nil {
-		s.cfg.Log(e)
+	if s.Log != nil {
+		s.Log(e)
 	}
 }
 
@@ -149,10 +132,10 @@ func (s *Server) serveConn(ctx context.Context, conn Conn) {
 		s.log(Event{Kind: EventNoCredentials, Err: err})
 		return
 	}
-	sess := &session{h: s.h, peer: p, denied: func(p Peer, op string) { s.log(Event{Kind: EventDenied, Peer: p, Op: op}) }}
+	sess := &session{h: s.Handler, peer: p, denied: func(p Peer, op string) { s.log(Event{Kind: EventDenied, Peer: p, Op: op}) }}
 	r := bufio.NewReaderSize(conn, 64<<10)
 	for {
-		_ = conn.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		_ = conn.SetReadDeadline(time.Now().Add(s.idleTimeout()))
 		if ctx.Err() != nil {
 			return
 		}
@@ -168,7 +151,7 @@ func (s *Server) serveConn(ctx context.Context, conn Conn) {
 			return
 		}
 		resp := sess.answer(ctx, line)
-		_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		_ = conn.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
 		if !s.reply(conn, resp) {
 			return
 		}

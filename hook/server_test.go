@@ -70,17 +70,14 @@ func (l netListener) Accept() (Conn, error) {
 }
 
 // serve runs a Server with h on a fresh socket until the test ends.
-func serve(t *testing.T, h Handler, cfg ServerConfig) string {
+func serve(t *testing.T, h Handler, log func(Event)) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "s.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(h, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := &Server{Handler: h, Log: log}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(ctx, netListener{l}) }()
@@ -109,7 +106,7 @@ func dial(t *testing.T, sock string) (*Client, context.Context) {
 
 func TestClientServerOperations(t *testing.T) {
 	h := &fakeHandler{access: ReadWrite, status: &Status{Store: "s3://x", Pending: 2}}
-	c, ctx := dial(t, serve(t, h, ServerConfig{}))
+	c, ctx := dial(t, serve(t, h, nil))
 	if err := c.Ping(ctx); err != nil {
 		t.Fatalf("ping: %v", err)
 	}
@@ -142,7 +139,7 @@ func TestClientTypedErrors(t *testing.T) {
 		}
 		return EnqueueResult{}, errors.New("enqueue failed: disk full")
 	}}
-	c, ctx := dial(t, serve(t, h, ServerConfig{}))
+	c, ctx := dial(t, serve(t, h, nil))
 
 	_, err := c.Enqueue(ctx, EnqueueRequest{Paths: []string{"refuse", "/nix/store/good"}})
 	var refused *RefusedError
@@ -170,11 +167,11 @@ func TestServerRefusesWritesToReadOnlyPeers(t *testing.T) {
 	var denied []Event
 	var mu sync.Mutex
 	h := &fakeHandler{access: ReadOnly, status: &Status{}}
-	c, ctx := dial(t, serve(t, h, ServerConfig{Log: func(e Event) {
+	c, ctx := dial(t, serve(t, h, func(e Event) {
 		mu.Lock()
 		denied = append(denied, e)
 		mu.Unlock()
-	}}))
+	}))
 	if _, err := c.Enqueue(ctx, EnqueueRequest{Paths: []string{"/nix/store/a-x"}}); !errors.Is(err, ErrPermission) || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("enqueue by a read-only peer: %v", err)
 	}
@@ -200,7 +197,7 @@ func TestServerRefusesWritesToReadOnlyPeers(t *testing.T) {
 // handler method, and leave the server serving.
 func TestServerMalformedAndOversizedMessages(t *testing.T) {
 	h := &fakeHandler{access: ReadWrite, status: &Status{}}
-	sock := serve(t, h, ServerConfig{})
+	sock := serve(t, h, nil)
 	conn, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -291,10 +288,7 @@ func TestServeStopsOnCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(&fakeHandler{}, ServerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := &Server{Handler: &fakeHandler{}, IdleTimeout: time.Hour}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(ctx, netListener{l}) }()
@@ -311,11 +305,5 @@ func TestServeStopsOnCancel(t *testing.T) {
 	if c, err := net.Dial("unix", sock); err == nil {
 		c.Close()
 		t.Fatal("listener still accepts after cancellation")
-	}
-}
-
-func TestServerConfigValidate(t *testing.T) {
-	if _, err := NewServer(&fakeHandler{}, ServerConfig{IdleTimeout: -1}); err == nil {
-		t.Fatal("a negative idle timeout was accepted")
 	}
 }
