@@ -167,7 +167,7 @@ func fakeDaemon(t *testing.T, answer func(request) response) (string, *[]request
 	return sock, &got
 }
 
-func TestRunHookQueued(t *testing.T) {
+func TestRunQueued(t *testing.T) {
 	sock, got := fakeDaemon(t, func(request) response { return response{OK: true, Added: 2} })
 	state := t.TempDir()
 	out := Run(context.Background(), Config{Socket: sock, StateDir: state, OutPaths: " /nix/store/a-x  /nix/store/b-y "})
@@ -182,7 +182,7 @@ func TestRunHookQueued(t *testing.T) {
 	}
 }
 
-func TestRunHookReadsDrvWhenOutPathsEmpty(t *testing.T) {
+func TestRunReadsDrvWhenOutPathsEmpty(t *testing.T) {
 	sock, got := fakeDaemon(t, func(request) response { return response{OK: true} })
 	drv := filepath.Join(t.TempDir(), "x.drv")
 	os.WriteFile(drv, []byte(`Derive([("dev","/nix/store/d-x-dev","",""),("out","/nix/store/o-x","","")],[],[],"x","/bin/sh",[],[])`), 0o644)
@@ -195,7 +195,7 @@ func TestRunHookReadsDrvWhenOutPathsEmpty(t *testing.T) {
 	}
 }
 
-func TestRunHookDaemonDownSpools(t *testing.T) {
+func TestRunDaemonDownSpools(t *testing.T) {
 	state := t.TempDir()
 	start := time.Now()
 	out := Run(context.Background(), Config{Socket: filepath.Join(state, "none.sock"), StateDir: state, OutPaths: "/nix/store/a-x"})
@@ -213,7 +213,7 @@ func TestRunHookDaemonDownSpools(t *testing.T) {
 
 // A daemon that accepts but never answers must not hold the build: the hook
 // gives up within its timeout and spools.
-func TestRunHookStuckDaemonSpools(t *testing.T) {
+func TestRunStuckDaemonSpools(t *testing.T) {
 	sock := stubDaemon(t, func(net.Conn) {})
 	state := t.TempDir()
 	start := time.Now()
@@ -226,7 +226,7 @@ func TestRunHookStuckDaemonSpools(t *testing.T) {
 	}
 }
 
-func TestRunHookRefusalRetriesValidPaths(t *testing.T) {
+func TestRunRefusalRetriesValidPaths(t *testing.T) {
 	sock, got := fakeDaemon(t, func(r request) response {
 		for _, p := range r.Paths {
 			if p == "/nix/store/bad" {
@@ -245,7 +245,7 @@ func TestRunHookRefusalRetriesValidPaths(t *testing.T) {
 	}
 }
 
-func TestRunHookDaemonErrorSpools(t *testing.T) {
+func TestRunDaemonErrorSpools(t *testing.T) {
 	sock, _ := fakeDaemon(t, func(request) response { return response{Error: "shutting down"} })
 	state := t.TempDir()
 	out := Run(context.Background(), Config{Socket: sock, StateDir: state, OutPaths: "/nix/store/a-x"})
@@ -254,7 +254,7 @@ func TestRunHookDaemonErrorSpools(t *testing.T) {
 	}
 }
 
-func TestRunHookNothingToDo(t *testing.T) {
+func TestRunNothingToDo(t *testing.T) {
 	out := Run(context.Background(), Config{Socket: "/nonexistent", StateDir: t.TempDir()})
 	if out.Queued || out.Spooled != "" || out.Message != "" {
 		t.Fatalf("outcome = %+v", out)
