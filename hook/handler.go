@@ -30,6 +30,11 @@ const (
 // request's refusal: a *RefusedError as a refusal listing its paths, an
 // error wrapping ErrPermission as a permission refusal, anything else with
 // its message.
+//
+// A new operation is one more method here, one case in session.answer and
+// one Client method. One that reports progress before its answer (waiting
+// for paths to be uploaded, say) would take a callback that the Server turns
+// into lines of its own, written under the connection's write deadline.
 type Handler interface {
 	// Access says what p may do. The Server asks at most once per
 	// connection, before the first operation that changes the queue, and
