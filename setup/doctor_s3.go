@@ -1,0 +1,404 @@
+package setup
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nixs3q/nixs3q/uploader/s3"
+)
+
+// checkS3 runs the bucket's checks in order, stopping where a failure makes
+// the rest meaningless (no credentials, no endpoint, no bucket).
+func (d *doctor) checkS3(ctx context.Context) {
+	// Two attempts per request: a transient error gets one retry, and a
+	// dead endpoint does not hold doctor up for a minute per check.
+	cache, admin, err := openS3(ctx, d.spec, 2, d.log)
+	if err != nil {
+		d.r.fail("store-url", "fix the store URL or the AWS configuration", "%v", err)
+		return
+	}
+	d.cache = cache
+	if !d.checkCredentials(ctx, admin) {
+		return
+	}
+	info, ok := d.checkEndpoint(ctx, admin)
+	if !ok {
+		return
+	}
+	d.checkClock(info)
+	if !d.checkBucket(ctx, admin, info) {
+		return
+	}
+	d.checkProbes(ctx, admin)
+	d.checkCacheInfo(ctx)
+	rules := d.checkLifecycle(ctx, admin, info)
+	d.checkVersioning(ctx, admin, rules)
+	d.sample = func(ctx context.Context) (string, error) {
+		keys, err := admin.ListKeys(ctx, "", 1000)
+		for _, k := range keys {
+			if strings.HasSuffix(k, ".narinfo") && !strings.Contains(k, "/") {
+				return k, nil
+			}
+		}
+		return "", err
+	}
+}
+
+func (d *doctor) checkCredentials(ctx context.Context, admin bucketAdmin) bool {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
+	source, id, err := admin.Credentials(ctx)
+	if err != nil {
+		d.r.fail("credentials", "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile= with credentials in ~/.aws, or give the machine a role",
+			"the AWS credential chain found no credentials: %v", err)
+		return false
+	}
+	if source == "" {
+		source = "an unnamed source"
+	}
+	d.r.ok("credentials", "access key %s from %s", id, source)
+	return true
+}
+
+func (d *doctor) checkEndpoint(ctx context.Context, admin bucketAdmin) (s3.ServerInfo, bool) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
+	info, err := admin.Ping(ctx)
+	if err != nil {
+		switch s3.Diagnose(err) {
+		case s3.ProblemTLS:
+			d.r.fail("endpoint", "give the server a certificate this machine trusts, or fix endpoint= (http:// or https://)",
+				"TLS with the endpoint failed: %v", err)
+		default:
+			d.r.fail("endpoint", "check endpoint= (host and port) and that the server is running and reachable from here",
+				"no answer from the endpoint: %v", err)
+		}
+		return info, false
+	}
+	server := info.Server
+	if server == "" {
+		server = "an S3 server"
+	}
+	transport := "over HTTPS"
+	if !info.TLS {
+		transport = "over plain HTTP"
+	}
+	d.r.ok("endpoint", "%s answered %s", server, transport)
+	return info, true
+}
+
+func (d *doctor) checkClock(info s3.ServerInfo) {
+	if info.Date.IsZero() {
+		d.r.skip("clock", "the server sent no Date header")
+		return
+	}
+	skew := time.Since(info.Date)
+	abs := skew
+	if abs < 0 {
+		abs = -abs
+	}
+	// Date has a resolution of one second.
+	abs = max(abs-time.Second, 0)
+	switch {
+	case abs > maxClockSkew:
+		d.r.fail("clock", "synchronise this machine's clock (NTP, e.g. systemd-timesyncd)",
+			"this clock is %s off the server's, beyond the 15 minutes S3 signatures allow", skew.Round(time.Second))
+	case abs > warnClockSkew:
+		d.r.warn("clock", "synchronise this machine's clock (NTP, e.g. systemd-timesyncd)",
+			"this clock is %s off the server's (S3 refuses requests beyond 15 minutes)", skew.Round(time.Second))
+	default:
+		d.r.ok("clock", "within %s of the server's", max(abs, time.Second))
+	}
+}
+
+// checkBucket checks that the server accepts the credentials and that the
+// bucket exists in the region requests are signed for.
+func (d *doctor) checkBucket(ctx context.Context, admin bucketAdmin, info s3.ServerInfo) bool {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
+	bucket := admin.Bucket()
+	loc, err := admin.BucketLocation(ctx)
+	switch problem := s3.Diagnose(err); problem {
+	case s3.ProblemNone:
+		d.r.ok("auth", "the server accepts the credentials")
+		d.r.ok("bucket", "%s exists", bucket)
+		d.checkRegion(admin, loc)
+		return true
+	case s3.ProblemUnknownKey:
+		d.r.fail("auth", "fix AWS_ACCESS_KEY_ID (or the profile's aws_access_key_id)", "the server does not know the access key ID")
+		return false
+	case s3.ProblemBadSignature:
+		d.r.fail("auth", "fix AWS_SECRET_ACCESS_KEY (or the profile's aws_secret_access_key)", "the secret access key does not match the access key ID")
+		return false
+	case s3.ProblemClockSkew:
+		d.r.fail("auth", "synchronise this machine's clock (NTP)", "the server refuses the requests' time: %v", err)
+		return false
+	case s3.ProblemNoSuchBucket:
+		d.r.ok("auth", "the server accepts the credentials")
+		d.r.fail("bucket", "run 'nixs3q init' to create it, or fix the bucket name in the store URL", "bucket %s does not exist", bucket)
+		return false
+	case s3.ProblemWrongRegion:
+		d.r.ok("auth", "the server accepts the credentials")
+		d.r.ok("bucket", "%s exists", bucket)
+		where := "another region"
+		if info.BucketRegion != "" {
+			where = info.BucketRegion
+		}
+		d.r.fail("region", "set region="+strings.ReplaceAll(where, " ", "-")+" in the store URL", "the bucket is in %s, requests are signed for %s", where, admin.Region())
+		return false
+	case s3.ProblemAccessDenied:
+		// Denied GetBucketLocation: the signature was accepted. Whether the
+		// bucket exists shows in HeadBucket's status.
+		d.r.ok("auth", "the server accepts the credentials")
+		switch info.Status {
+		case http.StatusOK:
+			d.r.ok("bucket", "%s exists", bucket)
+			if info.BucketRegion != "" {
+				d.checkRegion(admin, info.BucketRegion)
+			} else {
+				d.r.warn("region", "grant s3:GetBucketLocation on arn:aws:s3:::"+bucket+" (the printed writer policy has it)",
+					"cannot check the bucket's region: GetBucketLocation is denied")
+			}
+			return true
+		case http.StatusNotFound:
+			d.r.fail("bucket", "run 'nixs3q init' to create it, or fix the bucket name in the store URL", "bucket %s does not exist", bucket)
+			return false
+		}
+		d.r.fail("bucket", "grant these credentials the writer policy 'nixs3q init' prints, on this bucket",
+			"bucket %s: access denied (it may belong to someone else)", bucket)
+		return false
+	default:
+		d.r.fail("bucket", "see the error; check the endpoint and the bucket name", "bucket %s: %v", bucket, err)
+		return false
+	}
+}
+
+func (d *doctor) checkRegion(admin bucketAdmin, loc string) {
+	if loc == admin.Region() {
+		d.r.ok("region", "%s", loc)
+		return
+	}
+	d.r.fail("region", "set region="+loc+" in the store URL", "the bucket is in %s, requests are signed for %s", loc, admin.Region())
+}
+
+// checkProbes tests each permission on probe objects under this run's
+// prefix, and deletes them again.
+func (d *doctor) checkProbes(ctx context.Context, admin bucketAdmin) {
+	bucket := admin.Bucket()
+	obj := "arn:aws:s3:::" + bucket + "/*"
+	key := d.probe + "probe"
+
+	err := d.putProbe(ctx, key)
+	put := err == nil
+	switch {
+	case put:
+		d.r.ok("put", "wrote %s", key)
+	case s3.Diagnose(err) == s3.ProblemAccessDenied:
+		d.r.fail("put", "grant s3:PutObject on "+obj, "PutObject is denied: the daemon cannot upload anything")
+	default:
+		d.r.fail("put", "see the error", "PutObject failed: %v", err)
+	}
+	if put {
+		defer d.cleanProbe(ctx, admin, key)
+	}
+
+	if !put {
+		d.r.skip("get", "nothing to read: the put probe failed")
+	} else if err := d.getProbe(ctx, key); err == nil {
+		d.r.ok("get", "read the probe back")
+	} else if s3.Diagnose(err) == s3.ProblemAccessDenied {
+		d.r.fail("get", "grant s3:GetObject on "+obj, "GetObject is denied: the daemon cannot read nix-cache-info")
+	} else {
+		d.r.fail("get", "see the error", "GetObject failed: %v", err)
+	}
+
+	hctx, cancel := d.op(ctx)
+	if put {
+		status, err := admin.HeadStatus(hctx, key)
+		switch {
+		case err != nil:
+			d.r.fail("head", "see the error", "HeadObject failed: %v", err)
+		case status == http.StatusOK:
+			d.r.ok("head", "HeadObject finds the probe")
+		case status == http.StatusForbidden:
+			d.r.fail("head", "grant s3:GetObject on "+obj, "HeadObject is denied: the daemon cannot tell what the cache has")
+		default:
+			d.r.fail("head", "see the server's documentation", "HeadObject of the probe answered HTTP %d", status)
+		}
+	} else {
+		d.r.skip("head", "nothing to look up: the put probe failed")
+	}
+	status, err := admin.HeadStatus(hctx, d.probe+"absent")
+	cancel()
+	switch {
+	case err != nil:
+		d.r.fail("head-missing", "see the error", "HeadObject of an absent key failed: %v", err)
+	case status == http.StatusNotFound:
+		d.r.ok("head-missing", "an absent key is 404")
+	case status == http.StatusForbidden:
+		d.r.warn("head-missing", "grant s3:ListBucket on arn:aws:s3:::"+bucket,
+			"an absent key answers 403, not 404: the credentials lack s3:ListBucket, so misses look like denials")
+	default:
+		d.r.fail("head-missing", "see the server's documentation", "HeadObject of an absent key answered HTTP %d", status)
+	}
+
+	lctx, cancel := d.op(ctx)
+	keys, err := admin.ListKeys(lctx, d.probe, 10)
+	cancel()
+	switch {
+	case err == nil && put && !contains(keys, key):
+		d.r.warn("list", "check the server's consistency settings", "ListObjectsV2 does not show the probe just written")
+	case err == nil:
+		d.r.ok("list", "ListObjectsV2 works")
+	case s3.Diagnose(err) == s3.ProblemAccessDenied:
+		d.r.warn("list", "grant s3:ListBucket on arn:aws:s3:::"+bucket, "listing is denied: 'nixs3q gc' and this doctor's narinfo sample need s3:ListBucket")
+	default:
+		d.r.fail("list", "see the error", "ListObjectsV2 failed: %v", err)
+	}
+
+	mctx, cancel := d.op(ctx)
+	err = admin.ProbeMultipart(mctx, d.probe+"multipart")
+	cancel()
+	switch {
+	case err == nil:
+		d.r.ok("multipart", "created and aborted a multipart upload")
+	case s3.Diagnose(err) == s3.ProblemAccessDenied:
+		d.r.fail("multipart", "grant s3:PutObject and s3:AbortMultipartUpload on "+obj,
+			"a multipart upload step is denied, so NARs larger than one part cannot be uploaded: %v", err)
+	default:
+		d.r.fail("multipart", "see the error; set multipart-upload=false in the store URL if the server has no multipart uploads", "%v", err)
+	}
+}
+
+// cleanProbe deletes the put probe and reports whether it is gone.
+func (d *doctor) cleanProbe(ctx context.Context, admin bucketAdmin, key string) {
+	// Clean up even when the caller gave up.
+	ctx, cancel := d.op(context.WithoutCancel(ctx))
+	defer cancel()
+	err := admin.DeleteObject(ctx, key)
+	if err != nil {
+		fix := "delete " + key + " by hand, and grant s3:DeleteObject on arn:aws:s3:::" + admin.Bucket() + "/" + ProbePrefix + "*"
+		if s3.Diagnose(err) == s3.ProblemAccessDenied {
+			d.r.warn("delete", fix, "DeleteObject is denied: the probe %s is left behind", key)
+		} else {
+			d.r.warn("delete", fix, "DeleteObject failed, the probe %s is left behind: %v", key, err)
+		}
+		return
+	}
+	if status, err := admin.HeadStatus(ctx, key); err == nil && status == http.StatusOK {
+		d.r.warn("delete", "delete "+key+" by hand, and check the bucket's object lock settings", "the probe %s is still there after DeleteObject", key)
+		return
+	}
+	d.r.ok("delete", "deleted the probe; nothing is left under %s", d.probe)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// checkLifecycle warns about rules that expire objects by age, which break
+// closures, and about a missing rule for abandoned multipart uploads. It
+// returns the rules for checkVersioning.
+func (d *doctor) checkLifecycle(ctx context.Context, admin bucketAdmin, info s3.ServerInfo) []s3.LifecycleRule {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
+	rules, err := admin.Lifecycle(ctx)
+	if err != nil {
+		switch s3.Diagnose(err) {
+		case s3.ProblemAccessDenied:
+			fix := "grant s3:GetLifecycleConfiguration on arn:aws:s3:::" + admin.Bucket() + " (the printed writer policy has it), or check the rules by hand"
+			d.r.warn("lifecycle-expiry", fix, "cannot read the lifecycle rules: access denied")
+		case s3.ProblemNotImplemented:
+			d.r.skip("lifecycle-expiry", "the server has no lifecycle rules")
+		default:
+			d.r.fail("lifecycle-expiry", "see the error", "reading the lifecycle rules failed: %v", err)
+		}
+		return nil
+	}
+	var expiring []string
+	abort := false
+	for _, r := range rules {
+		if !r.Enabled {
+			continue
+		}
+		if r.AbortIncompleteDays > 0 {
+			abort = true
+		}
+		if r.ExpirationDays == 0 && r.ExpirationDate.IsZero() || !coversCache(r.Prefix) {
+			continue
+		}
+		name := r.ID
+		if name == "" {
+			name = "(unnamed)"
+		}
+		if r.ExpirationDays > 0 {
+			expiring = append(expiring, fmt.Sprintf("%s expires objects %d days after upload", name, r.ExpirationDays))
+		} else {
+			expiring = append(expiring, fmt.Sprintf("%s expires objects on %s", name, r.ExpirationDate.Format(time.DateOnly)))
+		}
+	}
+	if len(expiring) > 0 {
+		d.r.warn("lifecycle-expiry", "remove the expiration rule and prune with 'nixs3q gc', which keeps closures whole",
+			"%s: references expire before the paths that need them, so clients find narinfos whose closure is gone",
+			strings.Join(expiring, "; "))
+	} else {
+		d.r.ok("lifecycle-expiry", "no rule expires cache objects by age")
+	}
+	switch {
+	case abort:
+		d.r.ok("lifecycle-multipart", "a rule aborts incomplete multipart uploads")
+	case strings.EqualFold(info.Server, "MinIO"):
+		d.r.ok("lifecycle-multipart", "MinIO removes abandoned multipart uploads itself")
+	default:
+		d.r.warn("lifecycle-multipart", "add a lifecycle rule with AbortIncompleteMultipartUpload (DaysAfterInitiation 7)",
+			"no rule aborts incomplete multipart uploads: the parts of interrupted uploads are billed until then")
+	}
+	return rules
+}
+
+// coversCache reports whether a rule with this key prefix can apply to
+// narinfos or NARs: rules limited to another directory (logs/, tmp/) cannot.
+func coversCache(prefix string) bool {
+	return !strings.Contains(prefix, "/") || strings.HasPrefix(prefix, "nar/") || strings.HasPrefix("nar/", prefix)
+}
+
+func (d *doctor) checkVersioning(ctx context.Context, admin bucketAdmin, rules []s3.LifecycleRule) {
+	ctx, cancel := d.op(ctx)
+	defer cancel()
+	state, err := admin.Versioning(ctx)
+	if err != nil {
+		switch s3.Diagnose(err) {
+		case s3.ProblemAccessDenied:
+			d.r.warn("versioning", "grant s3:GetBucketVersioning on arn:aws:s3:::"+admin.Bucket()+" (the printed writer policy has it), or check by hand",
+				"cannot read the versioning state: access denied")
+		case s3.ProblemNotImplemented:
+			d.r.skip("versioning", "the server has no versioning")
+		default:
+			d.r.fail("versioning", "see the error", "reading the versioning state failed: %v", err)
+		}
+		return
+	}
+	if state != "Enabled" {
+		if state == "" {
+			state = "never enabled"
+		}
+		d.r.ok("versioning", "off (%s)", strings.ToLower(state))
+		return
+	}
+	for _, r := range rules {
+		if r.Enabled && r.NoncurrentDays > 0 && r.Prefix == "" {
+			d.r.ok("versioning", "on; rule %s expires noncurrent versions after %d days", r.ID, r.NoncurrentDays)
+			return
+		}
+	}
+	d.r.warn("versioning", "add a lifecycle rule with NoncurrentVersionExpiration, or suspend versioning",
+		"on: deleted and replaced objects keep costing storage as noncurrent versions, forever")
+}
