@@ -20,6 +20,8 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 
+func (e *exitError) Unwrap() error { return e.err }
+
 const usage = `nixs3q: publish Nix build outputs to an S3 or local binary cache
 
 Usage:
@@ -28,6 +30,8 @@ Usage:
   nixs3q status [--socket PATH] [--json]                      show the queue, uploads and failures
   nixs3q wait [--socket PATH] [--timeout D]                   block until the queue is drained
   nixs3q retry [--socket PATH] [PATH...]                      move failed paths back to pending
+  nixs3q init --store URL --secret-key-file FILE [flags]     set up a cache and print what clients need
+  nixs3q doctor [--store URL] [--secret-key-file FILE] [...]  check every link from builder to clients
   nixs3q version
 
 Run 'nixs3q COMMAND -h' for a command's flags.
@@ -55,6 +59,10 @@ func main() {
 		err = runWait(ctx, args)
 	case "retry":
 		err = runRetry(ctx, args)
+	case "init":
+		err = runInit(ctx, args)
+	case "doctor":
+		err = runDoctor(ctx, args)
 	case "version", "--version":
 		fmt.Println("nixs3q", version)
 	case "help", "-h", "--help":
