@@ -36,33 +36,40 @@ func AnonymousReadPolicy(bucket string) string {
 }
 
 // WriterPolicy is the IAM policy the daemon's credentials need on bucket.
-// With gc, it also grants s3:DeleteObject, which only 'nixs3q gc' uses.
-// The read-only bucket actions let 'nixs3q doctor' check the bucket's
-// location, lifecycle rules and versioning with the same credentials.
+// With gc, it also grants s3:DeleteObject on the whole bucket, which only
+// 'nixs3q gc' uses; without, only on ProbePrefix, so that 'nixs3q doctor'
+// can remove its probes. The read-only bucket actions let doctor check the
+// bucket's location, lifecycle rules and versioning with the same
+// credentials.
 func WriterPolicy(bucket string, gc bool) string {
 	objectActions := []string{"s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"}
 	if gc {
 		objectActions = append(objectActions, "s3:DeleteObject")
 	}
-	doc := map[string]any{
-		"Version": "2012-10-17",
-		"Statement": []any{
-			map[string]any{
-				"Sid":      "NixCacheObjects",
-				"Effect":   "Allow",
-				"Action":   objectActions,
-				"Resource": []string{"arn:aws:s3:::" + bucket + "/*"},
-			},
-			map[string]any{
-				"Sid":    "NixCacheBucket",
-				"Effect": "Allow",
-				"Action": []string{"s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:GetLifecycleConfiguration",
-					"s3:ListBucket", "s3:ListBucketMultipartUploads"},
-				"Resource": []string{"arn:aws:s3:::" + bucket},
-			},
+	statements := []any{
+		map[string]any{
+			"Sid":      "NixCacheObjects",
+			"Effect":   "Allow",
+			"Action":   objectActions,
+			"Resource": []string{"arn:aws:s3:::" + bucket + "/*"},
+		},
+		map[string]any{
+			"Sid":    "NixCacheBucket",
+			"Effect": "Allow",
+			"Action": []string{"s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:GetLifecycleConfiguration",
+				"s3:ListBucket", "s3:ListBucketMultipartUploads"},
+			"Resource": []string{"arn:aws:s3:::" + bucket},
 		},
 	}
-	b, _ := json.MarshalIndent(doc, "", "  ")
+	if !gc {
+		statements = append(statements, map[string]any{
+			"Sid":      "NixCacheDoctorProbes",
+			"Effect":   "Allow",
+			"Action":   []string{"s3:DeleteObject"},
+			"Resource": []string{"arn:aws:s3:::" + bucket + "/" + ProbePrefix + "*"},
+		})
+	}
+	b, _ := json.MarshalIndent(map[string]any{"Version": "2012-10-17", "Statement": statements}, "", "  ")
 	return string(b)
 }
 
