@@ -89,6 +89,8 @@ type doctor struct {
 	key    *nix.SecretKey
 	probe  string // this run's probe prefix, ending in "/"
 	sample func(ctx context.Context) (string, error)
+	// openS3 opens a bucket; tests replace it with a fake.
+	openS3 func(ctx context.Context, spec storeurl.Spec, attempts int, log *zap.Logger) (uploader.Cache, bucketAdmin, error)
 }
 
 // Doctor checks every link from this machine's daemon to the cache's
@@ -96,6 +98,12 @@ type doctor struct {
 // package documentation for what it may change. It returns an error only
 // for an invalid cfg; every problem found is in the Report.
 func Doctor(ctx context.Context, cfg DoctorConfig, log *zap.Logger) (Report, error) {
+	return runDoctor(ctx, cfg, log, openS3)
+}
+
+func runDoctor(ctx context.Context, cfg DoctorConfig, log *zap.Logger,
+	open func(context.Context, storeurl.Spec, int, *zap.Logger) (uploader.Cache, bucketAdmin, error),
+) (Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return Report{}, err
 	}
@@ -115,7 +123,7 @@ func Doctor(ctx context.Context, cfg DoctorConfig, log *zap.Logger) (Report, err
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return Report{}, fmt.Errorf("setup: %w", err)
 	}
-	d := &doctor{cfg: cfg, log: log, probe: ProbePrefix + hex.EncodeToString(rnd[:]) + "/"}
+	d := &doctor{cfg: cfg, log: log, probe: ProbePrefix + hex.EncodeToString(rnd[:]) + "/", openS3: open}
 
 	var st *hook.Status
 	var daemonErr error

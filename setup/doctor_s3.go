@@ -15,7 +15,7 @@ import (
 func (d *doctor) checkS3(ctx context.Context) {
 	// Two attempts per request: a transient error gets one retry, and a
 	// dead endpoint does not hold doctor up for a minute per check.
-	cache, admin, err := openS3(ctx, d.spec, 2, d.log)
+	cache, admin, err := d.openS3(ctx, d.spec, 2, d.log)
 	if err != nil {
 		d.r.fail("store-url", "fix the store URL or the AWS configuration", "%v", err)
 		return
@@ -167,8 +167,8 @@ func (d *doctor) checkBucket(ctx context.Context, admin bucketAdmin, info s3.Ser
 			d.r.fail("bucket", "run 'nixs3q init' to create it, or fix the bucket name in the store URL", "bucket %s does not exist", bucket)
 			return false
 		}
-		d.r.fail("bucket", "grant these credentials the writer policy 'nixs3q init' prints, on this bucket",
-			"bucket %s: access denied (it may belong to someone else)", bucket)
+		d.r.fail("bucket", "check the bucket name in the store URL; if it is right, grant these credentials the writer policy 'nixs3q init' prints",
+			"bucket %s does not exist or these credentials may not use it (access denied)", bucket)
 		return false
 	default:
 		d.r.fail("bucket", "see the error; check the endpoint and the bucket name", "bucket %s: %v", bucket, err)

@@ -80,7 +80,7 @@ func (s *dirSetup) writeNarInfo(t *testing.T, key *nix.SecretKey) {
 	}
 }
 
-func runDoctor(t *testing.T, cfg DoctorConfig) Report {
+func doctorReport(t *testing.T, cfg DoctorConfig) Report {
 	t.Helper()
 	r, err := Doctor(context.Background(), cfg, zaptest.NewLogger(t))
 	if err != nil {
@@ -96,7 +96,7 @@ func runDoctor(t *testing.T, cfg DoctorConfig) Report {
 
 func TestDoctorDirectoryHealthy(t *testing.T) {
 	s := newDirSetup(t)
-	r := runDoctor(t, s.cfg)
+	r := doctorReport(t, s.cfg)
 	if r.ExitCode() != 0 {
 		t.Fatalf("healthy set-up: exit code %d", r.ExitCode())
 	}
@@ -184,7 +184,7 @@ func TestDoctorDirectoryBroken(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newDirSetup(t)
 			tt.breakf(t, s)
-			r := runDoctor(t, s.cfg)
+			r := doctorReport(t, s.cfg)
 			c, ok := r.Get(tt.check)
 			if !ok || c.Status != tt.want || !strings.Contains(c.Message, tt.text) || c.Fix == "" {
 				t.Fatalf("check %s = %+v (present %v), want %s naming %q with a fix", tt.check, c, ok, tt.want, tt.text)
@@ -207,7 +207,7 @@ func TestDoctorDirectoryBroken(t *testing.T) {
 func TestDoctorStoreFromDaemon(t *testing.T) {
 	s := newDirSetup(t)
 	s.cfg.Store = ""
-	r := runDoctor(t, s.cfg)
+	r := doctorReport(t, s.cfg)
 	c, _ := r.Get("store-url")
 	if c.Status != StatusOK || !strings.Contains(c.Message, "the daemon's") {
 		t.Fatalf("store-url: %+v", c)
