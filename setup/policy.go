@@ -10,28 +10,46 @@ import (
 // anonymousReadSid names the statement Init adds to a bucket policy.
 const anonymousReadSid = "AllowDirectReads"
 
+// policyDocument and policyGrant render the policies nixs3q prints and
+// sets, with their fields in the order AWS's documentation shows them.
+type policyDocument struct {
+	ID        string        `json:"Id,omitempty"`
+	Version   string        `json:"Version"`
+	Statement []policyGrant `json:"Statement"`
+}
+
+type policyGrant struct {
+	Sid       string   `json:"Sid"`
+	Effect    string   `json:"Effect"`
+	Principal any      `json:"Principal,omitempty"`
+	Action    []string `json:"Action"`
+	Resource  []string `json:"Resource"`
+}
+
 // anonymousReadStatement is the statement of the Lix (and Nix) manual's
 // "Serving a Nix store via S3": anyone may read objects and ask for the
 // bucket's location, nobody may list it.
-func anonymousReadStatement(bucket string) map[string]any {
-	return map[string]any{
-		"Sid":       anonymousReadSid,
-		"Effect":    "Allow",
-		"Principal": "*",
-		"Action":    []string{"s3:GetObject", "s3:GetBucketLocation"},
-		"Resource":  []string{"arn:aws:s3:::" + bucket, "arn:aws:s3:::" + bucket + "/*"},
+func anonymousReadStatement(bucket string) policyGrant {
+	return policyGrant{
+		Sid:       anonymousReadSid,
+		Effect:    "Allow",
+		Principal: "*",
+		Action:    []string{"s3:GetObject", "s3:GetBucketLocation"},
+		Resource:  []string{"arn:aws:s3:::" + bucket, "arn:aws:s3:::" + bucket + "/*"},
 	}
 }
 
 // AnonymousReadPolicy is the bucket policy that lets Nix clients
 // substitute from bucket over plain HTTP(S) without credentials.
 func AnonymousReadPolicy(bucket string) string {
-	doc := map[string]any{
-		"Id":        "DirectReads",
-		"Version":   "2012-10-17",
-		"Statement": []any{anonymousReadStatement(bucket)},
+	return render(policyDocument{ID: "DirectReads", Version: "2012-10-17", Statement: []policyGrant{anonymousReadStatement(bucket)}})
+}
+
+func render(doc any) string {
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		panic(err) // only fixed types of this file are rendered
 	}
-	b, _ := json.MarshalIndent(doc, "", "  ")
 	return string(b)
 }
 
@@ -46,31 +64,30 @@ func WriterPolicy(bucket string, gc bool) string {
 	if gc {
 		objectActions = append(objectActions, "s3:DeleteObject")
 	}
-	statements := []any{
-		map[string]any{
-			"Sid":      "NixCacheObjects",
-			"Effect":   "Allow",
-			"Action":   objectActions,
-			"Resource": []string{"arn:aws:s3:::" + bucket + "/*"},
+	statements := []policyGrant{
+		{
+			Sid:      "NixCacheObjects",
+			Effect:   "Allow",
+			Action:   objectActions,
+			Resource: []string{"arn:aws:s3:::" + bucket + "/*"},
 		},
-		map[string]any{
-			"Sid":    "NixCacheBucket",
-			"Effect": "Allow",
-			"Action": []string{"s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:GetLifecycleConfiguration",
+		{
+			Sid:    "NixCacheBucket",
+			Effect: "Allow",
+			Action: []string{"s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:GetLifecycleConfiguration",
 				"s3:ListBucket", "s3:ListBucketMultipartUploads"},
-			"Resource": []string{"arn:aws:s3:::" + bucket},
+			Resource: []string{"arn:aws:s3:::" + bucket},
 		},
 	}
 	if !gc {
-		statements = append(statements, map[string]any{
-			"Sid":      "NixCacheDoctorProbes",
-			"Effect":   "Allow",
-			"Action":   []string{"s3:DeleteObject"},
-			"Resource": []string{"arn:aws:s3:::" + bucket + "/" + ProbePrefix + "*"},
+		statements = append(statements, policyGrant{
+			Sid:      "NixCacheDoctorProbes",
+			Effect:   "Allow",
+			Action:   []string{"s3:DeleteObject"},
+			Resource: []string{"arn:aws:s3:::" + bucket + "/" + ProbePrefix + "*"},
 		})
 	}
-	b, _ := json.MarshalIndent(map[string]any{"Version": "2012-10-17", "Statement": statements}, "", "  ")
-	return string(b)
+	return render(policyDocument{Version: "2012-10-17", Statement: statements})
 }
 
 // stringOrList is a policy field that is either one string or a list.

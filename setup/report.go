@@ -102,7 +102,7 @@ func (r Report) ExitCode() int {
 func (r Report) WriteText(w io.Writer) error {
 	for _, c := range r.Checks {
 		label := map[Status]string{StatusOK: "ok  ", StatusSkipped: "skip", StatusWarning: "WARN", StatusFailure: "FAIL"}[c.Status]
-		line := fmt.Sprintf("%s  %-15s %s", label, c.Name, c.Message)
+		line := fmt.Sprintf("%s  %-19s %s", label, c.Name, c.Message)
 		if c.Fix != "" {
 			line += " -- fix: " + c.Fix
 		}
