@@ -23,4 +23,9 @@
 //     uploader.Classify, which knows nothing of AWS.
 //   - Checksums are computed only where the S3 API requires them, which
 //     S3-compatible servers accept.
+//   - Admin, the bucket-level view used to set up and check a cache, makes
+//     exactly the requests its methods name; its probes (ProbeMultipart)
+//     leave nothing behind when they succeed, and Diagnose names the cause
+//     of any error it or Store returns. This package is the only importer
+//     of the AWS SDK's S3 client.
 package s3
