@@ -26,6 +26,5 @@
 //   - Admin, the bucket-level view used to set up and check a cache, makes
 //     exactly the requests its methods name; its probes (ProbeMultipart)
 //     leave nothing behind when they succeed, and Diagnose names the cause
-//     of any error it or Store returns. This package is the only importer
-//     of the AWS SDK's S3 client.
+//     of any error it or Store returns.
 package s3
