@@ -2,6 +2,8 @@ package setup
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -33,9 +35,7 @@ type bucketAdmin interface {
 	Lifecycle(ctx context.Context) ([]s3.LifecycleRule, error)
 	Versioning(ctx context.Context) (string, error)
 	HeadStatus(ctx context.Context, key string) (int, error)
-	DeleteObject(ctx context.Context, key string) error
 	ProbeMultipart(ctx context.Context, key string) error
-	ListKeys(ctx context.Context, prefix string, limit int) ([]string, error)
 }
 
 var _ bucketAdmin = (*s3.Admin)(nil)
@@ -81,6 +81,41 @@ func writeCacheInfo(ctx context.Context, cache uploader.Cache, info nix.CacheInf
 		Size:        int64(len(text)),
 		SizeHint:    int64(len(text)),
 	})
+}
+
+// isTLSError reports a failed TLS handshake or certificate check.
+func isTLSError(err error) bool {
+	var certErr *tls.CertificateVerificationError
+	var unknownAuthority x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var invalidErr x509.CertificateInvalidError
+	var recordErr tls.RecordHeaderError
+	return errors.As(err, &certErr) || errors.As(err, &unknownAuthority) || errors.As(err, &hostErr) ||
+		errors.As(err, &invalidErr) || errors.As(err, &recordErr)
+}
+
+// errStopList ends a listing early.
+var errStopList = errors.New("stop listing")
+
+// firstNarInfo returns the key of a narinfo at the cache's root, or "" when
+// there is none; it reads at most the first 10,000 keys.
+func firstNarInfo(ctx context.Context, cache uploader.Cache) (string, error) {
+	var found string
+	n := 0
+	err := cache.List(ctx, "", func(o uploader.Object) error {
+		if strings.HasSuffix(o.Key, ".narinfo") && !strings.Contains(o.Key, "/") {
+			found = o.Key
+			return errStopList
+		}
+		if n++; n >= 10000 {
+			return errStopList
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopList) {
+		return "", err
+	}
+	return found, nil
 }
 
 // isNotExist reports a missing object.

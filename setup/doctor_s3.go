@@ -2,11 +2,13 @@ package setup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/nixs3q/nixs3q/uploader"
 	"github.com/nixs3q/nixs3q/uploader/s3"
 )
 
@@ -36,15 +38,7 @@ func (d *doctor) checkS3(ctx context.Context) {
 	d.checkCacheInfo(ctx)
 	rules := d.checkLifecycle(ctx, admin, info)
 	d.checkVersioning(ctx, admin, rules)
-	d.sample = func(ctx context.Context) (string, error) {
-		keys, err := admin.ListKeys(ctx, "", 1000)
-		for _, k := range keys {
-			if strings.HasSuffix(k, ".narinfo") && !strings.Contains(k, "/") {
-				return k, nil
-			}
-		}
-		return "", err
-	}
+	d.sample = func(ctx context.Context) (string, error) { return firstNarInfo(ctx, cache) }
 }
 
 func (d *doctor) checkCredentials(ctx context.Context, admin bucketAdmin) bool {
@@ -68,8 +62,8 @@ func (d *doctor) checkEndpoint(ctx context.Context, admin bucketAdmin) (s3.Serve
 	defer cancel()
 	info, err := admin.Ping(ctx)
 	if err != nil {
-		switch s3.Diagnose(err) {
-		case s3.ProblemTLS:
+		switch {
+		case isTLSError(err):
 			d.r.fail("endpoint", "give the server a certificate this machine trusts, or fix endpoint= (http:// or https://)",
 				"TLS with the endpoint failed: %v", err)
 		default:
@@ -121,26 +115,26 @@ func (d *doctor) checkBucket(ctx context.Context, admin bucketAdmin, info s3.Ser
 	defer cancel()
 	bucket := admin.Bucket()
 	loc, err := admin.BucketLocation(ctx)
-	switch problem := s3.Diagnose(err); problem {
-	case s3.ProblemNone:
+	switch {
+	case err == nil:
 		d.r.ok("auth", "the server accepts the credentials")
 		d.r.ok("bucket", "%s exists", bucket)
 		d.checkRegion(admin, loc)
 		return true
-	case s3.ProblemUnknownKey:
+	case errors.Is(err, uploader.ErrUnknownAccessKey):
 		d.r.fail("auth", "fix AWS_ACCESS_KEY_ID (or the profile's aws_access_key_id)", "the server does not know the access key ID")
 		return false
-	case s3.ProblemBadSignature:
+	case errors.Is(err, uploader.ErrSignatureMismatch):
 		d.r.fail("auth", "fix AWS_SECRET_ACCESS_KEY (or the profile's aws_secret_access_key)", "the secret access key does not match the access key ID")
 		return false
-	case s3.ProblemClockSkew:
+	case errors.Is(err, uploader.ErrClockSkew):
 		d.r.fail("auth", "synchronise this machine's clock (NTP)", "the server refuses the requests' time: %v", err)
 		return false
-	case s3.ProblemNoSuchBucket:
+	case errors.Is(err, uploader.ErrNoSuchBucket):
 		d.r.ok("auth", "the server accepts the credentials")
 		d.r.fail("bucket", "run 'nixs3q init' to create it, or fix the bucket name in the store URL", "bucket %s does not exist", bucket)
 		return false
-	case s3.ProblemWrongRegion:
+	case errors.Is(err, uploader.ErrWrongRegion):
 		d.r.ok("auth", "the server accepts the credentials")
 		d.r.ok("bucket", "%s exists", bucket)
 		where := "another region"
@@ -149,7 +143,7 @@ func (d *doctor) checkBucket(ctx context.Context, admin bucketAdmin, info s3.Ser
 		}
 		d.r.fail("region", "set region="+strings.ReplaceAll(where, " ", "-")+" in the store URL", "the bucket is in %s, requests are signed for %s", where, admin.Region())
 		return false
-	case s3.ProblemAccessDenied:
+	case errors.Is(err, uploader.ErrAccessDenied):
 		// Denied GetBucketLocation: the signature was accepted. Whether the
 		// bucket exists shows in HeadBucket's status.
 		d.r.ok("auth", "the server accepts the credentials")
@@ -196,7 +190,7 @@ func (d *doctor) checkProbes(ctx context.Context, admin bucketAdmin) {
 	switch {
 	case put:
 		d.r.ok("put", "wrote %s", key)
-	case s3.Diagnose(err) == s3.ProblemAccessDenied:
+	case errors.Is(err, uploader.ErrAccessDenied):
 		d.r.fail("put", "grant s3:PutObject on "+obj, "PutObject is denied: the daemon cannot upload anything")
 	default:
 		d.r.fail("put", "see the error", "PutObject failed: %v", err)
@@ -209,7 +203,7 @@ func (d *doctor) checkProbes(ctx context.Context, admin bucketAdmin) {
 		d.r.skip("get", "nothing to read: the put probe failed")
 	} else if err := d.getProbe(ctx, key); err == nil {
 		d.r.ok("get", "read the probe back")
-	} else if s3.Diagnose(err) == s3.ProblemAccessDenied {
+	} else if errors.Is(err, uploader.ErrAccessDenied) {
 		d.r.fail("get", "grant s3:GetObject on "+obj, "GetObject is denied: the daemon cannot read nix-cache-info")
 	} else {
 		d.r.fail("get", "see the error", "GetObject failed: %v", err)
@@ -246,14 +240,15 @@ func (d *doctor) checkProbes(ctx context.Context, admin bucketAdmin) {
 	}
 
 	lctx, cancel := d.op(ctx)
-	keys, err := admin.ListKeys(lctx, d.probe, 10)
+	var keys []string
+	err = d.cache.List(lctx, d.probe, func(o uploader.Object) error { keys = append(keys, o.Key); return nil })
 	cancel()
 	switch {
 	case err == nil && put && !contains(keys, key):
 		d.r.warn("list", "check the server's consistency settings", "ListObjectsV2 does not show the probe just written")
 	case err == nil:
 		d.r.ok("list", "ListObjectsV2 works")
-	case s3.Diagnose(err) == s3.ProblemAccessDenied:
+	case errors.Is(err, uploader.ErrAccessDenied):
 		d.r.warn("list", "grant s3:ListBucket on arn:aws:s3:::"+bucket, "listing is denied: 'nixs3q gc' and this doctor's narinfo sample need s3:ListBucket")
 	default:
 		d.r.fail("list", "see the error", "ListObjectsV2 failed: %v", err)
@@ -265,7 +260,7 @@ func (d *doctor) checkProbes(ctx context.Context, admin bucketAdmin) {
 	switch {
 	case err == nil:
 		d.r.ok("multipart", "created and aborted a multipart upload")
-	case s3.Diagnose(err) == s3.ProblemAccessDenied:
+	case errors.Is(err, uploader.ErrAccessDenied):
 		d.r.fail("multipart", "grant s3:PutObject and s3:AbortMultipartUpload on "+obj,
 			"a multipart upload step is denied, so NARs larger than one part cannot be uploaded: %v", err)
 	default:
@@ -278,10 +273,10 @@ func (d *doctor) cleanProbe(ctx context.Context, admin bucketAdmin, key string) 
 	// Clean up even when the caller gave up.
 	ctx, cancel := d.op(context.WithoutCancel(ctx))
 	defer cancel()
-	err := admin.DeleteObject(ctx, key)
+	err := d.cache.Delete(ctx, key)
 	if err != nil {
 		fix := "delete " + key + " by hand, and grant s3:DeleteObject on arn:aws:s3:::" + admin.Bucket() + "/" + ProbePrefix + "*"
-		if s3.Diagnose(err) == s3.ProblemAccessDenied {
+		if errors.Is(err, uploader.ErrAccessDenied) {
 			d.r.warn("delete", fix, "DeleteObject is denied: the probe %s is left behind", key)
 		} else {
 			d.r.warn("delete", fix, "DeleteObject failed, the probe %s is left behind: %v", key, err)
@@ -312,11 +307,11 @@ func (d *doctor) checkLifecycle(ctx context.Context, admin bucketAdmin, info s3.
 	defer cancel()
 	rules, err := admin.Lifecycle(ctx)
 	if err != nil {
-		switch s3.Diagnose(err) {
-		case s3.ProblemAccessDenied:
+		switch {
+		case errors.Is(err, uploader.ErrAccessDenied):
 			fix := "grant s3:GetLifecycleConfiguration on arn:aws:s3:::" + admin.Bucket() + " (the printed writer policy has it), or check the rules by hand"
 			d.r.warn("lifecycle-expiry", fix, "cannot read the lifecycle rules: access denied")
-		case s3.ProblemNotImplemented:
+		case errors.Is(err, uploader.ErrNotSupported):
 			d.r.skip("lifecycle-expiry", "the server has no lifecycle rules")
 		default:
 			d.r.fail("lifecycle-expiry", "see the error", "reading the lifecycle rules failed: %v", err)
@@ -375,11 +370,11 @@ func (d *doctor) checkVersioning(ctx context.Context, admin bucketAdmin, rules [
 	defer cancel()
 	state, err := admin.Versioning(ctx)
 	if err != nil {
-		switch s3.Diagnose(err) {
-		case s3.ProblemAccessDenied:
+		switch {
+		case errors.Is(err, uploader.ErrAccessDenied):
 			d.r.warn("versioning", "grant s3:GetBucketVersioning on arn:aws:s3:::"+admin.Bucket()+" (the printed writer policy has it), or check by hand",
 				"cannot read the versioning state: access denied")
-		case s3.ProblemNotImplemented:
+		case errors.Is(err, uploader.ErrNotSupported):
 			d.r.skip("versioning", "the server has no versioning")
 		default:
 			d.r.fail("versioning", "see the error", "reading the versioning state failed: %v", err)

@@ -8,14 +8,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/aws/smithy-go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -27,9 +26,10 @@ import (
 
 // memCache is an in-memory uploader.Cache.
 type memCache struct {
-	mu      sync.Mutex
-	objects map[string][]byte
-	putErr  error
+	mu        sync.Mutex
+	objects   map[string][]byte
+	putErr    error
+	deleteErr error
 }
 
 func (c *memCache) Has(_ context.Context, key string) (bool, error) {
@@ -63,6 +63,34 @@ func (c *memCache) Get(_ context.Context, key string) (io.ReadCloser, error) {
 	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
+func (c *memCache) List(_ context.Context, prefix string, fn func(uploader.Object) error) error {
+	c.mu.Lock()
+	var keys []string
+	for k := range c.objects {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	c.mu.Unlock()
+	slices.Sort(keys)
+	for _, k := range keys {
+		if err := fn(uploader.Object{Key: k}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *memCache) Delete(_ context.Context, key string) error {
+	if c.deleteErr != nil {
+		return c.deleteErr
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.objects, key)
+	return nil
+}
+
 func (c *memCache) String() string { return "mem://" }
 
 // fakeAdmin answers like a healthy AWS bucket unless a field says
@@ -77,7 +105,6 @@ type fakeAdmin struct {
 	missingHead int // HTTP status of a HEAD of an absent key
 	rules       []s3.LifecycleRule
 	versioning  string
-	deleteErr   error
 }
 
 func (a *fakeAdmin) Bucket() string    { return "cache" }
@@ -101,27 +128,7 @@ func (a *fakeAdmin) HeadStatus(ctx context.Context, key string) (int, error) {
 	}
 	return a.missingHead, nil
 }
-func (a *fakeAdmin) DeleteObject(_ context.Context, key string) error {
-	if a.deleteErr != nil {
-		return a.deleteErr
-	}
-	a.cache.mu.Lock()
-	defer a.cache.mu.Unlock()
-	delete(a.cache.objects, key)
-	return nil
-}
 func (a *fakeAdmin) ProbeMultipart(context.Context, string) error { return nil }
-func (a *fakeAdmin) ListKeys(_ context.Context, prefix string, limit int) ([]string, error) {
-	a.cache.mu.Lock()
-	defer a.cache.mu.Unlock()
-	var keys []string
-	for k := range a.cache.objects {
-		if strings.HasPrefix(k, prefix) && len(keys) < limit {
-			keys = append(keys, k)
-		}
-	}
-	return keys, nil
-}
 
 func newFakeAdmin() *fakeAdmin {
 	cache := &memCache{objects: map[string][]byte{
@@ -151,8 +158,9 @@ func fakeDoctor(t *testing.T, a *fakeAdmin) Report {
 	return r
 }
 
-func apiError(code string) error {
-	return fmt.Errorf("operation error: %w", &smithy.GenericAPIError{Code: code, Message: code})
+// backendError is an error as the s3 backend returns it.
+func backendError(kind error, status int) error {
+	return fmt.Errorf("s3: operation: %w", &uploader.BackendError{Kind: kind, Status: status, Err: errors.New("api error")})
 }
 
 // TestDoctorS3Fake covers the answers MinIO never gives (AWS's 403 for
@@ -180,15 +188,15 @@ func TestDoctorS3Fake(t *testing.T) {
 		{"clock 3 minutes off", func(a *fakeAdmin) { a.info.Date = time.Now().Add(-3 * time.Minute) }, "clock", StatusWarning, "3m"},
 		{"no credentials", func(a *fakeAdmin) { a.credErr = errors.New("failed to refresh cached credentials") }, "credentials", StatusFailure, "no credentials"},
 		{"unreachable", func(a *fakeAdmin) {
-			a.pingErr = &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+			a.pingErr = backendError(uploader.ErrNetwork, 0)
 		}, "endpoint", StatusFailure, "no answer"},
 		{"TLS", func(a *fakeAdmin) {
 			a.pingErr = &tls.CertificateVerificationError{Err: errors.New("unknown authority")}
 		}, "endpoint", StatusFailure, "TLS"},
 		{"wrong region", func(a *fakeAdmin) { a.location = "us-west-2" }, "region", StatusFailure, "us-west-2"},
-		{"delete denied", func(a *fakeAdmin) { a.deleteErr = apiError("AccessDenied") }, "delete", StatusWarning, "left behind"},
-		{"location denied", func(a *fakeAdmin) { a.locErr = apiError("AccessDenied") }, "region", StatusWarning, "GetBucketLocation"},
-		{"put denied", func(a *fakeAdmin) { a.cache.putErr = apiError("AccessDenied") }, "put", StatusFailure, "PutObject is denied"},
+		{"delete denied", func(a *fakeAdmin) { a.cache.deleteErr = backendError(uploader.ErrAccessDenied, http.StatusForbidden) }, "delete", StatusWarning, "left behind"},
+		{"location denied", func(a *fakeAdmin) { a.locErr = backendError(uploader.ErrAccessDenied, http.StatusForbidden) }, "region", StatusWarning, "GetBucketLocation"},
+		{"put denied", func(a *fakeAdmin) { a.cache.putErr = backendError(uploader.ErrAccessDenied, http.StatusForbidden) }, "put", StatusFailure, "PutObject is denied"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -217,7 +225,9 @@ func TestDoctorS3Fake(t *testing.T) {
 	// Nothing is left behind when delete works.
 	a = newFakeAdmin()
 	fakeDoctor(t, a)
-	if keys, _ := a.ListKeys(context.Background(), ProbePrefix, 100); len(keys) != 0 {
-		t.Errorf("probes left: %q", keys)
+	for k := range a.cache.objects {
+		if strings.HasPrefix(k, ProbePrefix) {
+			t.Errorf("probe left: %s", k)
+		}
 	}
 }

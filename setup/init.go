@@ -12,7 +12,6 @@ import (
 
 	"github.com/nixs3q/nixs3q/nix"
 	"github.com/nixs3q/nixs3q/uploader"
-	"github.com/nixs3q/nixs3q/uploader/s3"
 	"github.com/nixs3q/nixs3q/uploader/storeurl"
 )
 
@@ -182,7 +181,7 @@ func initBucket(ctx context.Context, admin bucketAdmin, res *InitResult) error {
 	}
 	created, err := admin.CreateBucket(ctx)
 	switch {
-	case err != nil && s3.Diagnose(err) == s3.ProblemAccessDenied:
+	case err != nil && errors.Is(err, uploader.ErrAccessDenied):
 		return fmt.Errorf("setup: bucket %s is missing or not ours, and these credentials may not create it (run init with credentials allowed s3:CreateBucket, or create it): %w", admin.Bucket(), err)
 	case err != nil:
 		return fmt.Errorf("setup: %w", err)
@@ -195,7 +194,7 @@ func initBucket(ctx context.Context, admin bucketAdmin, res *InitResult) error {
 }
 
 func initCacheInfo(ctx context.Context, cache uploader.Cache, cfg InitConfig, spec storeurl.Spec, res *InitResult) error {
-	want := nix.CacheInfo{StoreDir: cfg.StoreDir, WantMassQuery: spec.WantMassQuery, Priority: spec.Priority}
+	want := nix.CacheInfo{StoreDir: cfg.StoreDir, WantMassQuery: spec.Format.WantMassQuery, Priority: spec.Format.Priority}
 	if cfg.Priority != 0 {
 		want.Priority = cfg.Priority
 	}
@@ -227,7 +226,7 @@ func initCacheInfo(ctx context.Context, cache uploader.Cache, cfg InitConfig, sp
 func initPolicy(ctx context.Context, admin bucketAdmin, publicRead bool, res *InitResult) error {
 	policy, err := admin.BucketPolicy(ctx)
 	if err != nil {
-		if !publicRead && s3.Diagnose(err) == s3.ProblemAccessDenied {
+		if !publicRead && errors.Is(err, uploader.ErrAccessDenied) {
 			return nil // nothing to do, and nothing to learn with these credentials
 		}
 		return fmt.Errorf("setup: %w", err)

@@ -2,11 +2,8 @@ package s3
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -21,7 +18,9 @@ import (
 // Admin runs the bucket-level operations that setting up and checking a
 // cache need, beside the object operations of Store: creating the bucket,
 // its policy, its lifecycle rules and versioning, and probes of single
-// permissions. Each method makes the requests it names and nothing else; an
+// permissions. Each method makes the requests it names and nothing else.
+// Errors are translated like Store's: errors.Is finds uploader's neutral
+// causes (uploader.ErrAccessDenied, uploader.ErrNoSuchBucket, ...). An
 // Admin is safe for concurrent use.
 type Admin struct {
 	s *Store
@@ -62,7 +61,7 @@ func (a *Admin) Credentials(ctx context.Context) (source, accessKeyID string, er
 	}
 	creds, err := provider.Retrieve(ctx)
 	if err != nil {
-		return "", "", fmt.Errorf("s3: credentials: %w", err)
+		return "", "", fmt.Errorf("s3: credentials: %w", translate(err))
 	}
 	return creds.Source, creds.AccessKeyID, nil
 }
@@ -86,7 +85,9 @@ type ServerInfo struct {
 // Ping sends one HeadBucket, not retried, and reports the response's
 // headers. A response of any status is success (err nil) as far as Ping is
 // concerned: the endpoint answered. err is non-nil only when no HTTP
-// response arrived (network, DNS, TLS, timeout); Diagnose names which.
+// response arrived (network, DNS, TLS, timeout, no credentials to sign
+// with); it wraps uploader's neutral cause where there is one, and the
+// standard library's TLS and x509 errors.
 func (a *Admin) Ping(ctx context.Context) (ServerInfo, error) {
 	var info ServerInfo
 	_, err := a.s.client.HeadBucket(ctx, &awss3.HeadBucketInput{Bucket: &a.s.cfg.Bucket},
@@ -103,7 +104,7 @@ func (a *Admin) Ping(ctx context.Context) (ServerInfo, error) {
 	if info.Status != 0 {
 		return info, nil
 	}
-	return info, fmt.Errorf("s3: head bucket %s: %w", a.s.cfg.Bucket, err)
+	return info, fmt.Errorf("s3: head bucket %s: %w", a.s.cfg.Bucket, translate(err))
 }
 
 // withResponseHeaders calls see with the raw HTTP response of every attempt
@@ -131,7 +132,7 @@ func withResponseHeaders(see func(*http.Response)) func(*awss3.Options) {
 func (a *Admin) BucketLocation(ctx context.Context) (string, error) {
 	out, err := a.s.client.GetBucketLocation(ctx, &awss3.GetBucketLocationInput{Bucket: &a.s.cfg.Bucket})
 	if err != nil {
-		return "", fmt.Errorf("s3: bucket location of %s: %w", a.s.cfg.Bucket, err)
+		return "", fmt.Errorf("s3: bucket location of %s: %w", a.s.cfg.Bucket, translate(err))
 	}
 	switch loc := string(out.LocationConstraint); loc {
 	case "":
@@ -164,7 +165,7 @@ func (a *Admin) CreateBucket(ctx context.Context) (bool, error) {
 	if errors.As(err, &owned) || errorCode(err) == "BucketAlreadyOwnedByYou" {
 		return false, nil
 	}
-	return false, fmt.Errorf("s3: create bucket %s: %w", a.s.cfg.Bucket, err)
+	return false, fmt.Errorf("s3: create bucket %s: %w", a.s.cfg.Bucket, translate(err))
 }
 
 // BucketPolicy returns the bucket's policy document, or "" when it has
@@ -175,7 +176,7 @@ func (a *Admin) BucketPolicy(ctx context.Context) (string, error) {
 		if errorCode(err) == "NoSuchBucketPolicy" {
 			return "", nil
 		}
-		return "", fmt.Errorf("s3: bucket policy of %s: %w", a.s.cfg.Bucket, err)
+		return "", fmt.Errorf("s3: bucket policy of %s: %w", a.s.cfg.Bucket, translate(err))
 	}
 	return aws.ToString(out.Policy), nil
 }
@@ -184,7 +185,7 @@ func (a *Admin) BucketPolicy(ctx context.Context) (string, error) {
 func (a *Admin) PutBucketPolicy(ctx context.Context, policy string) error {
 	_, err := a.s.client.PutBucketPolicy(ctx, &awss3.PutBucketPolicyInput{Bucket: &a.s.cfg.Bucket, Policy: &policy})
 	if err != nil {
-		return fmt.Errorf("s3: put bucket policy of %s: %w", a.s.cfg.Bucket, err)
+		return fmt.Errorf("s3: put bucket policy of %s: %w", a.s.cfg.Bucket, translate(err))
 	}
 	return nil
 }
@@ -216,7 +217,7 @@ func (a *Admin) Lifecycle(ctx context.Context) ([]LifecycleRule, error) {
 		if errorCode(err) == "NoSuchLifecycleConfiguration" {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("s3: lifecycle rules of %s: %w", a.s.cfg.Bucket, err)
+		return nil, fmt.Errorf("s3: lifecycle rules of %s: %w", a.s.cfg.Bucket, translate(err))
 	}
 	rules := make([]LifecycleRule, 0, len(out.Rules))
 	for _, r := range out.Rules {
@@ -250,7 +251,7 @@ func (a *Admin) Lifecycle(ctx context.Context) ([]LifecycleRule, error) {
 func (a *Admin) Versioning(ctx context.Context) (string, error) {
 	out, err := a.s.client.GetBucketVersioning(ctx, &awss3.GetBucketVersioningInput{Bucket: &a.s.cfg.Bucket})
 	if err != nil {
-		return "", fmt.Errorf("s3: versioning of %s: %w", a.s.cfg.Bucket, err)
+		return "", fmt.Errorf("s3: versioning of %s: %w", a.s.cfg.Bucket, translate(err))
 	}
 	return string(out.Status), nil
 }
@@ -264,19 +265,10 @@ func (a *Admin) HeadStatus(ctx context.Context, key string) (int, error) {
 	if err == nil {
 		return http.StatusOK, nil
 	}
-	if code := statusCode(err); code != 0 {
+	if code := httpStatus(err); code != 0 {
 		return code, nil
 	}
-	return 0, fmt.Errorf("s3: head %s: %w", key, err)
-}
-
-// DeleteObject deletes key; deleting an absent key succeeds, as in S3.
-func (a *Admin) DeleteObject(ctx context.Context, key string) error {
-	_, err := a.s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: &a.s.cfg.Bucket, Key: &key})
-	if err != nil {
-		return fmt.Errorf("s3: delete %s: %w", key, err)
-	}
-	return nil
+	return 0, fmt.Errorf("s3: head %s: %w", key, translate(err))
 }
 
 // ProbeMultipart creates a multipart upload for key and aborts it at once,
@@ -286,106 +278,15 @@ func (a *Admin) DeleteObject(ctx context.Context, key string) error {
 func (a *Admin) ProbeMultipart(ctx context.Context, key string) error {
 	out, err := a.s.client.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: &a.s.cfg.Bucket, Key: &key})
 	if err != nil {
-		return fmt.Errorf("s3: create multipart upload %s: %w", key, err)
+		return fmt.Errorf("s3: create multipart upload %s: %w", key, translate(err))
 	}
 	_, err = a.s.client.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{
 		Bucket: &a.s.cfg.Bucket, Key: &key, UploadId: out.UploadId,
 	})
 	if err != nil {
-		return fmt.Errorf("s3: abort multipart upload %s (upload ID %s): %w", key, aws.ToString(out.UploadId), err)
+		return fmt.Errorf("s3: abort multipart upload %s (upload ID %s): %w", key, aws.ToString(out.UploadId), translate(err))
 	}
 	return nil
-}
-
-// ListKeys returns up to limit keys under prefix, in the server's order
-// (one ListObjectsV2 page per 1,000 keys).
-func (a *Admin) ListKeys(ctx context.Context, prefix string, limit int) ([]string, error) {
-	var keys []string
-	p := awss3.NewListObjectsV2Paginator(a.s.client, &awss3.ListObjectsV2Input{
-		Bucket: &a.s.cfg.Bucket, Prefix: &prefix, MaxKeys: aws.Int32(int32(min(limit, 1000))),
-	})
-	for p.HasMorePages() && len(keys) < limit {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return keys, fmt.Errorf("s3: list %s/%s: %w", a.s.cfg.Bucket, prefix, err)
-		}
-		for _, o := range page.Contents {
-			if len(keys) < limit {
-				keys = append(keys, aws.ToString(o.Key))
-			}
-		}
-	}
-	return keys, nil
-}
-
-// Problem is the cause of a failed Admin or Store call, as far as the
-// error shows it.
-type Problem string
-
-// Problems Diagnose reports.
-const (
-	ProblemNone           Problem = ""
-	ProblemUnreachable    Problem = "unreachable"     // no connection, DNS, timeout
-	ProblemTLS            Problem = "tls"             // certificate or handshake failure
-	ProblemNoSuchBucket   Problem = "no_such_bucket"  // the bucket does not exist
-	ProblemAccessDenied   Problem = "access_denied"   // 403 AccessDenied
-	ProblemUnknownKey     Problem = "unknown_key"     // the access key ID is unknown
-	ProblemBadSignature   Problem = "bad_signature"   // the secret does not match the key ID
-	ProblemClockSkew      Problem = "clock_skew"      // RequestTimeTooSkewed
-	ProblemWrongRegion    Problem = "wrong_region"    // 301 or AuthorizationHeaderMalformed
-	ProblemNoCredentials  Problem = "no_credentials"  // the AWS chain found none
-	ProblemNotImplemented Problem = "not_implemented" // the server lacks the operation
-	ProblemOther          Problem = "other"
-)
-
-// Diagnose names the cause of err, an error of a Store or Admin call.
-func Diagnose(err error) Problem {
-	if err == nil {
-		return ProblemNone
-	}
-	switch errorCode(err) {
-	case "NoSuchBucket":
-		return ProblemNoSuchBucket
-	case "AccessDenied", "AllAccessDisabled":
-		return ProblemAccessDenied
-	case "InvalidAccessKeyId":
-		return ProblemUnknownKey
-	case "SignatureDoesNotMatch":
-		return ProblemBadSignature
-	case "RequestTimeTooSkewed":
-		return ProblemClockSkew
-	case "AuthorizationHeaderMalformed", "PermanentRedirect", "IllegalLocationConstraintException":
-		return ProblemWrongRegion
-	case "NotImplemented", "XNotImplemented":
-		return ProblemNotImplemented
-	}
-	var certErr *tls.CertificateVerificationError
-	var unknownAuthority x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	var recordErr tls.RecordHeaderError
-	if errors.As(err, &certErr) || errors.As(err, &unknownAuthority) || errors.As(err, &hostErr) || errors.As(err, &recordErr) {
-		return ProblemTLS
-	}
-	if strings.Contains(err.Error(), "failed to refresh cached credentials") || strings.Contains(err.Error(), "no EC2 IMDS role found") {
-		return ProblemNoCredentials
-	}
-	switch statusCode(err) {
-	case http.StatusNotFound:
-		return ProblemNoSuchBucket
-	case http.StatusForbidden:
-		return ProblemAccessDenied
-	case http.StatusMovedPermanently:
-		return ProblemWrongRegion
-	case http.StatusNotImplemented:
-		return ProblemNotImplemented
-	case 0:
-		var netErr net.Error
-		var opErr *net.OpError
-		if errors.As(err, &netErr) || errors.As(err, &opErr) || errors.Is(err, context.DeadlineExceeded) {
-			return ProblemUnreachable
-		}
-	}
-	return ProblemOther
 }
 
 func errorCode(err error) string {
