@@ -34,6 +34,7 @@ type bucketAdmin interface {
 	PutBucketPolicy(ctx context.Context, policy string) error
 	Lifecycle(ctx context.Context) ([]s3.LifecycleRule, error)
 	Versioning(ctx context.Context) (string, error)
+	EnsureAbortIncompleteRule(ctx context.Context, days int) (bool, error)
 	HeadStatus(ctx context.Context, key string) (int, error)
 	ProbeMultipart(ctx context.Context, key string) error
 }

@@ -105,6 +105,8 @@ type fakeAdmin struct {
 	missingHead int // HTTP status of a HEAD of an absent key
 	rules       []s3.LifecycleRule
 	versioning  string
+	// lifecycleErr fails EnsureAbortIncompleteRule.
+	lifecycleErr error
 }
 
 func (a *fakeAdmin) Bucket() string    { return "cache" }
@@ -129,6 +131,19 @@ func (a *fakeAdmin) HeadStatus(ctx context.Context, key string) (int, error) {
 	return a.missingHead, nil
 }
 func (a *fakeAdmin) ProbeMultipart(context.Context, string) error { return nil }
+
+func (a *fakeAdmin) EnsureAbortIncompleteRule(_ context.Context, days int) (bool, error) {
+	if a.lifecycleErr != nil {
+		return false, a.lifecycleErr
+	}
+	for _, r := range a.rules {
+		if r.Enabled && r.AbortIncompleteDays > 0 {
+			return false, nil
+		}
+	}
+	a.rules = append(a.rules, s3.LifecycleRule{ID: s3.AbortRuleID, Enabled: true, AbortIncompleteDays: days})
+	return true, nil
+}
 
 func newFakeAdmin() *fakeAdmin {
 	cache := &memCache{objects: map[string][]byte{
@@ -229,5 +244,36 @@ func TestDoctorS3Fake(t *testing.T) {
 		if strings.HasPrefix(k, ProbePrefix) {
 			t.Errorf("probe left: %s", k)
 		}
+	}
+}
+
+// TestInitLifecycle: on servers other than MinIO, init adds the rule that
+// doctor looks for, once, and a refusal is a note, not a failure.
+func TestInitLifecycle(t *testing.T) {
+	ctx := context.Background()
+	a := newFakeAdmin()
+	a.rules = nil
+	res := &InitResult{}
+	if err := initLifecycle(ctx, a, a.info, res); err != nil || !res.Changed() {
+		t.Fatalf("first run: %v, %+v", err, res.Steps)
+	}
+	if c, _ := fakeDoctor(t, a).Get("lifecycle-multipart"); c.Status != StatusOK {
+		t.Errorf("doctor after init: %+v", c)
+	}
+	res = &InitResult{}
+	if err := initLifecycle(ctx, a, a.info, res); err != nil || res.Changed() || len(a.rules) != 1 {
+		t.Fatalf("second run: %v, %+v, %d rules", err, res.Steps, len(a.rules))
+	}
+	a = newFakeAdmin()
+	a.rules, a.lifecycleErr = nil, backendError(uploader.ErrAccessDenied, http.StatusForbidden)
+	res = &InitResult{}
+	if err := initLifecycle(ctx, a, a.info, res); err != nil || res.Changed() || !strings.Contains(res.Steps[0].What, "PutLifecycleConfiguration") {
+		t.Fatalf("denied: %v, %+v", err, res.Steps)
+	}
+	a = newFakeAdmin()
+	a.rules, a.info.Server = nil, "MinIO"
+	res = &InitResult{}
+	if err := initLifecycle(ctx, a, a.info, res); err != nil || len(res.Steps) != 0 || len(a.rules) != 0 {
+		t.Fatalf("MinIO: %v, %+v", err, res.Steps)
 	}
 }

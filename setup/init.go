@@ -12,6 +12,7 @@ import (
 
 	"github.com/nixs3q/nixs3q/nix"
 	"github.com/nixs3q/nixs3q/uploader"
+	"github.com/nixs3q/nixs3q/uploader/s3"
 	"github.com/nixs3q/nixs3q/uploader/storeurl"
 )
 
@@ -143,13 +144,17 @@ func Init(ctx context.Context, cfg InitConfig, log *zap.Logger) (*InitResult, er
 			return res, err
 		}
 		res.Bucket = admin.Bucket()
-		if err := initBucket(ctx, admin, res); err != nil {
+		info, err := initBucket(ctx, admin, res)
+		if err != nil {
 			return res, err
 		}
 		if err := initCacheInfo(ctx, cache, cfg, spec, res); err != nil {
 			return res, err
 		}
 		if err := initPolicy(ctx, admin, cfg.PublicRead, res); err != nil {
+			return res, err
+		}
+		if err := initLifecycle(ctx, admin, info, res); err != nil {
 			return res, err
 		}
 		res.ClientURL = clientStoreURL(cfg.Store)
@@ -170,25 +175,54 @@ func Init(ctx context.Context, cfg InitConfig, log *zap.Logger) (*InitResult, er
 	return res, nil
 }
 
-func initBucket(ctx context.Context, admin bucketAdmin, res *InitResult) error {
+func initBucket(ctx context.Context, admin bucketAdmin, res *InitResult) (s3.ServerInfo, error) {
 	info, err := admin.Ping(ctx)
 	if err != nil {
-		return fmt.Errorf("setup: cannot reach the S3 endpoint: %w", err)
+		return info, fmt.Errorf("setup: cannot reach the S3 endpoint: %w", err)
 	}
 	if info.Status == http.StatusOK {
 		res.step(false, "bucket %s exists", admin.Bucket())
-		return nil
+		return info, nil
 	}
 	created, err := admin.CreateBucket(ctx)
 	switch {
 	case err != nil && errors.Is(err, uploader.ErrAccessDenied):
-		return fmt.Errorf("setup: bucket %s is missing or not ours, and these credentials may not create it (run init with credentials allowed s3:CreateBucket, or create it): %w", admin.Bucket(), err)
+		return info, fmt.Errorf("setup: bucket %s is missing or not ours, and these credentials may not create it (run init with credentials allowed s3:CreateBucket, or create it): %w", admin.Bucket(), err)
 	case err != nil:
-		return fmt.Errorf("setup: %w", err)
+		return info, fmt.Errorf("setup: %w", err)
 	case created:
 		res.step(true, "created bucket %s in %s", admin.Bucket(), admin.Region())
 	default:
 		res.step(false, "bucket %s exists", admin.Bucket())
+	}
+	return info, nil
+}
+
+// AbortIncompleteDays is the age at which the lifecycle rule Init adds
+// aborts a multipart upload that never completed.
+const AbortIncompleteDays = 7
+
+// initLifecycle adds a rule aborting incomplete multipart uploads, the
+// parts of which are otherwise billed forever, unless one exists. MinIO
+// removes them itself and has no such rule. Credentials that may not change
+// lifecycle rules, or a server without them, leave a note, not an error:
+// the cache works without the rule.
+func initLifecycle(ctx context.Context, admin bucketAdmin, info s3.ServerInfo, res *InitResult) error {
+	if strings.EqualFold(info.Server, "MinIO") {
+		return nil
+	}
+	changed, err := admin.EnsureAbortIncompleteRule(ctx, AbortIncompleteDays)
+	switch {
+	case errors.Is(err, uploader.ErrAccessDenied):
+		res.step(false, "could not add a lifecycle rule aborting incomplete multipart uploads (s3:PutLifecycleConfiguration denied); add one by hand")
+	case errors.Is(err, uploader.ErrNotSupported):
+		res.step(false, "the server has no lifecycle rules; incomplete multipart uploads are its to clean up")
+	case err != nil:
+		return fmt.Errorf("setup: %w", err)
+	case changed:
+		res.step(true, "added lifecycle rule %s: incomplete multipart uploads are aborted after %d days", s3.AbortRuleID, AbortIncompleteDays)
+	default:
+		res.step(false, "a lifecycle rule aborts incomplete multipart uploads")
 	}
 	return nil
 }
