@@ -9,6 +9,7 @@ import (
 
 	"github.com/nixs3q/nixs3q/nix"
 	"github.com/nixs3q/nixs3q/setup"
+	"github.com/nixs3q/nixs3q/uploader/storeurl"
 )
 
 func runInit(ctx context.Context, args []string) error {
@@ -29,6 +30,12 @@ func runInit(ctx context.Context, args []string) error {
 	}
 	if cfg.Store == "" || cfg.SecretKeyFile == "" {
 		return &exitError{2, errors.New("--store and --secret-key-file are required, e.g. nixs3q init --store 's3://my-cache?region=eu-west-1' --secret-key-file /etc/nixs3q/cache.sec")}
+	}
+	if _, err := storeurl.Parse(cfg.Store); err != nil {
+		return &exitError{2, err}
+	}
+	if err := cfg.Validate(); err != nil {
+		return &exitError{2, err}
 	}
 	log, err := newLogger("warn", "console")
 	if err != nil {

@@ -30,7 +30,7 @@ Usage:
   nixs3q status [--socket PATH] [--json]                      show the queue, uploads and failures
   nixs3q wait [--socket PATH] [--timeout D]                   block until the queue is drained
   nixs3q retry [--socket PATH] [PATH...]                      move failed paths back to pending
-  nixs3q init --store URL --secret-key-file FILE [flags]     set up a cache and print what clients need
+  nixs3q init --store URL --secret-key-file FILE [flags]      set up a cache and print what clients need
   nixs3q doctor [--store URL] [--secret-key-file FILE] [...]  check every link from builder to clients
   nixs3q version
 
