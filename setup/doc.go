@@ -7,8 +7,10 @@
 //     generates is written with mode 0600 and fsynced before anything else
 //     is touched. Bad input (a malformed URL or key file, a key name with
 //     white space) is refused before any change.
-//   - Init only adds to a bucket policy: the anonymous-read statement is
-//     merged into the existing document, whose other statements are kept.
+//   - Init only adds to a bucket's configuration: the anonymous-read
+//     statement is merged into the existing policy, and the rule aborting
+//     incomplete multipart uploads into the existing lifecycle rules; what
+//     was there is kept.
 //   - Doctor changes nothing but what it creates itself: its probe objects
 //     live under a prefix of their own (ProbePrefix plus a random name) and
 //     are deleted before it returns; a probe it could not delete is named in

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -181,6 +182,8 @@ func (d *doctor) checkCacheInfo(ctx context.Context) {
 	case isNotExist(err):
 		d.r.fail("nix-cache-info", "run 'nixs3q init' (or start the daemon, which writes it)",
 			"the cache has no nix-cache-info: clients cannot use it")
+	case errors.Is(err, uploader.ErrAccessDenied) || errors.Is(err, fs.ErrPermission):
+		d.r.fail("nix-cache-info", "let the daemon's credentials read the cache (s3:GetObject, or the directory's permissions)", "reading it is denied: %v", err)
 	case err != nil:
 		d.r.fail("nix-cache-info", "fix the file's content, or delete it and run 'nixs3q init'", "%v", err)
 	case info.StoreDir != d.cfg.StoreDir:
