@@ -41,6 +41,9 @@ type Config struct {
 	SpoolInterval time.Duration
 	// StoreName names the cache in status output (no credentials).
 	StoreName string
+	// PublicKey is the public half of the signing key, shown in status so
+	// that clients' trusted-public-keys can be checked against it.
+	PublicKey string
 	// Metrics, when set, receives upload latencies and failure reasons.
 	Metrics *metrics.Metrics
 }

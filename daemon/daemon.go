@@ -55,7 +55,7 @@ func New(cfg Config, q *queue.Queue, up Uploader, log *zap.Logger) (*Daemon, err
 	health := newCacheHealth(up, q, log.Named("cache"))
 	rec := &recorder{q: q, metrics: cfg.Metrics, meter: meter, health: health, log: log}
 	p := newPool(q, up, rec.record, cfg, log)
-	h := &handler{storeDir: cfg.StoreDir, stateDir: cfg.StateDir, storeName: cfg.StoreName, q: q, access: acc,
+	h := &handler{storeDir: cfg.StoreDir, stateDir: cfg.StateDir, storeName: cfg.StoreName, publicKey: cfg.PublicKey, q: q, access: acc,
 		active: p.activeItems, transfers: up.Active, meter: meter, log: log}
 	srv := &hook.Server{Handler: h, Log: func(e hook.Event) { logEvent(log, e) }}
 	return &Daemon{cfg: cfg, q: q, log: log, access: acc, server: srv, pool: p, health: health,

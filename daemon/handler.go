@@ -19,6 +19,7 @@ import (
 // for concurrent use.
 type handler struct {
 	storeDir, stateDir, storeName string
+	publicKey                     string // of the signing key, for status
 	q                             *queue.Queue
 	access                        access
 	active                        func() []queue.Item        // items the workers process

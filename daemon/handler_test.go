@@ -70,6 +70,7 @@ func TestHandlerStatus(t *testing.T) {
 		return []uploader.Transfer{{Path: "/nix/store/b", NarSize: 100, Read: 40, Started: since}}
 	}
 	h.meter.add(500)
+	h.publicKey = "cache-1:AAAA"
 	if _, err := hook.WriteSpool(hook.SpoolDir(h.stateDir), []string{"/nix/store/c"}); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +82,7 @@ func TestHandlerStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Store != "file:///cache" || st.Spooled != 1 || st.Failed != 1 || st.ThroughputBytesSec != 500 {
+	if st.Store != "file:///cache" || st.PublicKey != "cache-1:AAAA" || st.Spooled != 1 || st.Failed != 1 || st.ThroughputBytesSec != 500 {
 		t.Fatalf("status %+v", st)
 	}
 	if len(st.Active) != 1 || st.Active[0].Path != "/nix/store/a" || !st.Active[0].Since.Equal(since) {

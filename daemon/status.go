@@ -20,6 +20,7 @@ func (h *handler) Status(ctx context.Context) (*hook.Status, error) {
 	}
 	out := &hook.Status{
 		Store:         h.storeName,
+		PublicKey:     h.publicKey,
 		Pending:       st.Pending,
 		InFlight:      st.Leased,
 		Failed:        st.Failed,

@@ -92,7 +92,7 @@ func TestInitThenDoctor(t *testing.T) {
 
 	// The daemon's own configuration, when no flag names the cache.
 	bare := runCLI(t, ctx, env, "doctor", "--socket", d.opts.socket)
-	if bare.code != 0 || !strings.Contains(bare.stdout, "(the daemon's)") {
+	if bare.code != 0 || !strings.Contains(bare.stdout, "(the daemon's)") || !strings.Contains(bare.stdout, "the daemon signs with "+pub.String()) {
 		t.Fatalf("doctor without --store: exit %d\n%s%s", bare.code, bare.stdout, bare.stderr)
 	}
 

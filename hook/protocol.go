@@ -98,6 +98,7 @@ type Refusal struct {
 // Status is the daemon's view of its queue and uploads.
 type Status struct {
 	Store                string         `json:"store"`
+	PublicKey            string         `json:"public_key,omitempty"` // of the key narinfos are signed with
 	Pending              int            `json:"pending"`
 	InFlight             int            `json:"in_flight"`
 	Spooled              int            `json:"spooled"` // spool files not yet ingested

@@ -87,8 +87,8 @@ type doctor struct {
 	r      Report
 	spec   storeurl.Spec
 	cache  uploader.Cache
-	key    *nix.SecretKey
-	probe  string // this run's probe prefix, ending in "/"
+	signer *nix.PublicKey // the key narinfos should be signed with, when known
+	probe  string         // this run's probe prefix, ending in "/"
 	sample func(ctx context.Context) (string, error)
 	// openS3 opens a bucket; tests replace it with a fake.
 	openS3 func(ctx context.Context, spec storeurl.Spec, attempts int, log *zap.Logger) (uploader.Cache, bucketAdmin, error)
@@ -141,7 +141,7 @@ func runDoctor(ctx context.Context, cfg DoctorConfig, log *zap.Logger,
 			d.checkDir(ctx)
 		}
 	}
-	d.checkKey()
+	d.checkKey(st)
 	d.checkPublic(ctx)
 	if cfg.Daemon != nil {
 		d.checkDaemon(st, daemonErr)

@@ -88,11 +88,11 @@ func (d *doctor) checkPublic(ctx context.Context) {
 		d.r.fail("public-narinfo", "republish the path ('nixs3q push')", "%s: %v", key, err)
 		return
 	}
-	if d.key == nil {
-		d.r.ok("public-narinfo", "read %s (signature not checked without a key file)", key)
+	if d.signer == nil {
+		d.r.ok("public-narinfo", "read %s (signature not checked: no key file and no daemon)", key)
 		return
 	}
-	pub := d.key.Public()
+	pub := *d.signer
 	fp, err := ni.Fingerprint(d.cfg.StoreDir)
 	if err == nil {
 		for _, sig := range ni.Sigs {

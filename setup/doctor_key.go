@@ -5,15 +5,29 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/nixs3q/nixs3q/hook"
 	"github.com/nixs3q/nixs3q/nix"
 )
 
-// checkKey checks the signing key file: readable, valid, private, and the
-// public key clients trust.
-func (d *doctor) checkKey() {
+// checkKey checks the signing key file (readable, valid, private), that
+// the daemon signs with it, and the public key clients trust. Without a key
+// file, the daemon's key stands in for it.
+func (d *doctor) checkKey(st *hook.Status) {
+	var daemonKey *nix.PublicKey
+	if st != nil && st.PublicKey != "" {
+		if pk, err := nix.ParsePublicKey(st.PublicKey); err == nil {
+			daemonKey = &pk
+		}
+	}
 	file := d.cfg.SecretKeyFile
 	if file == "" {
-		d.r.skip("key-file", "no --secret-key-file given")
+		if daemonKey != nil {
+			d.signer = daemonKey
+			d.r.skip("key-file", "no --secret-key-file given; the daemon signs with %s", daemonKey)
+		} else {
+			d.r.skip("key-file", "no --secret-key-file given")
+		}
+		d.checkPublicKey()
 		return
 	}
 	info, err := os.Stat(file)
@@ -30,8 +44,14 @@ func (d *doctor) checkKey() {
 		d.r.fail("key-file", "give a secret key made by 'nix key generate-secret' (or by 'nixs3q init')", "%v", err)
 		return
 	}
-	d.key = key
-	d.r.ok("key-file", "%s holds key %s", file, key.Name)
+	pub := key.Public()
+	d.signer = &pub
+	if daemonKey != nil && daemonKey.String() != pub.String() {
+		d.r.fail("key-file", "give the daemon this key file (--secret-key-file), or check the one it uses",
+			"the daemon signs with %s, but %s holds %s", daemonKey, file, pub)
+	} else {
+		d.r.ok("key-file", "%s holds key %s", file, key.Name)
+	}
 
 	switch perm := info.Mode().Perm(); {
 	case perm&0o004 != 0:
@@ -43,20 +63,30 @@ func (d *doctor) checkKey() {
 	default:
 		d.r.ok("key-permissions", "mode %04o", perm)
 	}
+	d.checkPublicKey()
+}
 
-	pub := key.Public()
+// checkPublicKey compares --public-key with the key narinfos are signed
+// with.
+func (d *doctor) checkPublicKey() {
 	if d.cfg.PublicKey == "" {
-		d.r.skip("public-key", "no --public-key given; the key file's public key is %s", pub)
+		if d.signer != nil {
+			d.r.skip("public-key", "no --public-key given; clients must trust %s", d.signer)
+		} else {
+			d.r.skip("public-key", "no --public-key given")
+		}
 		return
 	}
 	want, err := nix.ParsePublicKey(d.cfg.PublicKey)
 	switch {
 	case err != nil:
 		d.r.fail("public-key", "give --public-key as NAME:BASE64, as clients' trusted-public-keys lists it", "%v", err)
-	case want.String() != pub.String():
-		d.r.fail("public-key", "put "+pub.String()+" in the clients' trusted-public-keys, or sign with the key file that matches theirs",
-			"the key file's public key %s is not %s: clients trusting only that refuse the cache's paths", pub, want)
+	case d.signer == nil:
+		d.r.skip("public-key", "no key file and no daemon to compare %s with", want)
+	case want.String() != d.signer.String():
+		d.r.fail("public-key", "put "+d.signer.String()+" in the clients' trusted-public-keys, or sign with the key that matches theirs",
+			"the cache is signed with %s, not %s: clients trusting only that refuse the cache's paths", d.signer, want)
 	default:
-		d.r.ok("public-key", "%s matches the key file", pub)
+		d.r.ok("public-key", "%s matches the signing key", want)
 	}
 }

@@ -148,7 +148,7 @@ func TestDoctorDirectoryBroken(t *testing.T) {
 	}{
 		{"world-readable key", func(t *testing.T, s *dirSetup) { chmod(t, s.keyFile, 0o644) }, "key-permissions", StatusFailure, "every user", nil},
 		{"group-readable key", func(t *testing.T, s *dirSetup) { chmod(t, s.keyFile, 0o640) }, "key-permissions", StatusWarning, "group", nil},
-		{"mismatched public key", func(t *testing.T, s *dirSetup) { s.cfg.PublicKey = mustKey(t).Public().String() }, "public-key", StatusFailure, "is not", nil},
+		{"mismatched public key", func(t *testing.T, s *dirSetup) { s.cfg.PublicKey = mustKey(t).Public().String() }, "public-key", StatusFailure, "is signed with", nil},
 		{"missing key file", func(t *testing.T, s *dirSetup) { s.cfg.SecretKeyFile += ".missing" }, "key-file", StatusFailure, "does not exist", nil},
 		{"anonymous read denied", func(t *testing.T, s *dirSetup) {
 			s.cfg.PublicURL = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -177,6 +177,12 @@ func TestDoctorDirectoryBroken(t *testing.T) {
 		{"daemon on another cache", func(t *testing.T, s *dirSetup) {
 			s.cfg.Daemon = func(context.Context) (*hook.Status, error) { return &hook.Status{Store: "file:///elsewhere"}, nil }
 		}, "daemon", StatusWarning, "file:///elsewhere", nil},
+		{"daemon signs with another key", func(t *testing.T, s *dirSetup) {
+			other := mustKey(t).Public().String()
+			s.cfg.Daemon = func(context.Context) (*hook.Status, error) {
+				return &hook.Status{Store: "file://" + s.dir, PublicKey: other}, nil
+			}
+		}, "key-file", StatusFailure, "the daemon signs with test-1:", nil},
 		{"no store URL anywhere", func(t *testing.T, s *dirSetup) { s.cfg.Store, s.cfg.Daemon = "", nil }, "store-url", StatusFailure, "no store URL", nil},
 		{"bad store URL", func(t *testing.T, s *dirSetup) { s.cfg.Store = "s3://bucket?colour=red" }, "store-url", StatusFailure, "colour", nil},
 	}
@@ -228,5 +234,30 @@ func write(t *testing.T, file, content string) {
 	t.Helper()
 	if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDoctorDaemonKey: without a key file, the key the daemon reports
+// checks --public-key and the narinfos' signatures.
+func TestDoctorDaemonKey(t *testing.T) {
+	s := newDirSetup(t)
+	daemonKey := s.key.Public().String()
+	s.cfg.SecretKeyFile = ""
+	s.cfg.Daemon = func(context.Context) (*hook.Status, error) {
+		return &hook.Status{Store: "file://" + s.dir, PublicKey: daemonKey}, nil
+	}
+	r := doctorReport(t, s.cfg)
+	if c, _ := r.Get("public-narinfo"); c.Status != StatusOK || !strings.Contains(c.Message, "signed by cache-1") {
+		t.Errorf("public-narinfo with the daemon's key: %+v", c)
+	}
+	if c, _ := r.Get("public-key"); c.Status != StatusOK {
+		t.Errorf("public-key against the daemon's key: %+v", c)
+	}
+	if r.ExitCode() != 0 {
+		t.Errorf("exit code %d", r.ExitCode())
+	}
+	s.writeNarInfo(t, mustKey(t))
+	if c, _ := doctorReport(t, s.cfg).Get("public-narinfo"); c.Status != StatusWarning {
+		t.Errorf("narinfo signed by another key than the daemon's: %+v", c)
 	}
 }

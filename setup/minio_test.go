@@ -237,7 +237,7 @@ func TestDoctorMinIOBroken(t *testing.T) {
 		}, "key-permissions", StatusFailure, "every user"},
 		{"mismatched public key", s.writer.Env("us-east-1"), func(t *testing.T, cfg *DoctorConfig) {
 			cfg.PublicKey = mustKey(t).Public().String()
-		}, "public-key", StatusFailure, "is not"},
+		}, "public-key", StatusFailure, "is signed with"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -171,6 +171,7 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 		AllowGroup:    f.allowGroup,
 		ShutdownGrace: f.shutdownGrace,
 		StoreName:     cache.String(),
+		PublicKey:     key.Public().String(),
 		Metrics:       m,
 	}, q, up, log.Named("daemon"))
 	if err != nil {
