@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 
 	"go.uber.org/zap"
@@ -137,4 +138,9 @@ func clientStoreURL(raw string) string {
 	u.RawQuery = q.Encode()
 	u.User = nil
 	return u.String()
+}
+
+func dirExists(dir string) bool {
+	info, err := os.Stat(dir)
+	return err == nil && info.IsDir()
 }
