@@ -28,11 +28,18 @@ func runInit(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return &exitError{2, fmt.Errorf("unexpected arguments: %v", fs.Args())}
 	}
-	if cfg.Store == "" || cfg.SecretKeyFile == "" {
+	if cfg.Store == "" {
 		return &exitError{2, errors.New("--store and --secret-key-file are required, e.g. nixs3q init --store 's3://my-cache?region=eu-west-1' --secret-key-file /etc/nixs3q/cache.sec")}
 	}
-	if _, err := storeurl.Parse(cfg.Store); err != nil {
+	spec, err := storeurl.Parse(cfg.Store)
+	if err != nil {
 		return &exitError{2, err}
+	}
+	if cfg.SecretKeyFile == "" {
+		cfg.SecretKeyFile = spec.SecretKeyFile // the daemon reads it there too
+	}
+	if cfg.SecretKeyFile == "" {
+		return &exitError{2, errors.New("--secret-key-file is required (or the store URL's secret-key parameter): the file is created when missing")}
 	}
 	if err := cfg.Validate(); err != nil {
 		return &exitError{2, err}
