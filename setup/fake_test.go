@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -275,5 +276,21 @@ func TestInitLifecycle(t *testing.T) {
 	res = &InitResult{}
 	if err := initLifecycle(ctx, a, a.info, res); err != nil || len(res.Steps) != 0 || len(a.rules) != 0 {
 		t.Fatalf("MinIO: %v, %+v", err, res.Steps)
+	}
+}
+
+// TestDoctorTLSFailure: an HTTPS endpoint whose certificate this machine
+// does not trust is named as a TLS failure, through the real S3 client.
+func TestDoctorTLSFailure(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	defer srv.Close()
+	useCredentials(t, []string{"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1"})
+	r := doctorReport(t, DoctorConfig{Store: "s3://cache?endpoint=" + srv.URL + "&region=us-east-1", OpTimeout: 10 * time.Second})
+	c, ok := r.Get("endpoint")
+	if !ok || c.Status != StatusFailure || !strings.Contains(c.Message, "TLS") || c.Fix == "" {
+		t.Fatalf("endpoint check against an untrusted certificate: %+v", c)
+	}
+	if r.ExitCode() != 2 {
+		t.Errorf("exit code %d, want 2", r.ExitCode())
 	}
 }
