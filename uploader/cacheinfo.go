@@ -7,11 +7,13 @@ import (
 	"io"
 	"io/fs"
 	"strings"
+
+	"github.com/nixs3q/nixs3q/nix"
 )
 
 const (
-	cacheInfoKey         = "nix-cache-info"
-	cacheInfoContentType = "text/x-nix-cache-info"
+	cacheInfoKey         = nix.CacheInfoKey
+	cacheInfoContentType = nix.CacheInfoContentType
 	maxCacheInfoSize     = 64 << 10
 )
 
@@ -51,11 +53,7 @@ func (u *Uploader) EnsureCacheInfo(ctx context.Context) error {
 }
 
 func (u *Uploader) putCacheInfo(ctx context.Context) error {
-	mass := 0
-	if u.cfg.WantMassQuery {
-		mass = 1
-	}
-	text := fmt.Sprintf("StoreDir: %s\nWantMassQuery: %d\nPriority: %d\n", u.cfg.StoreDir, mass, u.cfg.Priority)
+	text := nix.CacheInfo{StoreDir: u.cfg.StoreDir, WantMassQuery: u.cfg.WantMassQuery, Priority: u.cfg.Priority}.String()
 	err := u.cache.Put(ctx, cacheInfoKey, strings.NewReader(text), PutOptions{
 		ContentType: cacheInfoContentType,
 		Size:        int64(len(text)),
