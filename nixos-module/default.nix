@@ -141,12 +141,14 @@ in
     skipSignedBy = mkOption {
       type = types.listOf types.str;
       default = [ ];
-      example = [ "cache.nixos.org-1" ];
+      example = [ "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=" ];
       description = ''
-        Signing keys of upstream caches. Closure members signed by one of
+        Public keys of upstream caches, as in `nix.settings.trusted-public-keys`
+        (`name:base64`). Closure members carrying a valid signature by one of
         them (typically everything substituted from cache.nixos.org) are not
-        uploaded; clients must then use that upstream cache as well. Empty:
-        the cache holds complete closures on its own.
+        uploaded; clients must then use that upstream cache as well. A bare
+        key name is refused: anyone can sign under any name. Empty: the cache
+        holds complete closures on its own.
       '';
     };
 
@@ -178,6 +180,10 @@ in
       {
         assertion = cfg.secretKeyFile != null && lib.hasPrefix "/" cfg.secretKeyFile;
         message = "services.nixs3q.secretKeyFile must be set to an absolute path (a file made by `nix key generate-secret`).";
+      }
+      {
+        assertion = builtins.all (key: builtins.match "[^:]+:[A-Za-z0-9+/=]+" key != null) cfg.skipSignedBy;
+        message = "services.nixs3q.skipSignedBy takes full public keys, name:base64 as in trusted-public-keys (e.g. \"cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=\"), not bare key names.";
       }
       {
         # The daemon reads store metadata through nix-daemon as user nixs3q.

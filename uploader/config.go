@@ -54,12 +54,16 @@ type Config struct {
 	// disables the presence cache: it is neither read nor written.
 	PresenceTTL time.Duration
 
-	// SkipSignedBy names signing keys of upstream caches (for example
-	// "cache.nixos.org-1"). A closure member whose store metadata carries
-	// a signature by one of them is not uploaded: clients get it from that
-	// upstream cache, and paths referring to it are still published. The
-	// cache then holds complete closures only together with the upstream
-	// cache, so clients must use both. Empty: upload every closure member.
+	// SkipSignedBy lists public keys of upstream caches in the form of
+	// Nix's trusted-public-keys, "<name>:<base64 of 32 bytes>" (for example
+	// "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=").
+	// A closure member whose store metadata carries a signature by one of
+	// them that verifies over the path's fingerprint is not uploaded:
+	// clients get it from that upstream cache, and paths referring to it
+	// are still published. A signature that merely carries the key's name
+	// does not count. The cache then holds complete closures only together
+	// with the upstream cache, so clients must use both. Empty: upload
+	// every closure member.
 	SkipSignedBy []string
 }
 
@@ -141,12 +145,30 @@ func (c Config) Validate() error {
 	if c.PresenceTTL < 0 {
 		return errors.New("uploader: presence TTL must not be negative")
 	}
-	for _, k := range c.SkipSignedBy {
-		if k == "" || strings.ContainsAny(k, ": \t\n") {
-			return fmt.Errorf("uploader: upstream key name %q is not a key name (want e.g. cache.nixos.org-1)", k)
-		}
+	if _, err := c.upstreamKeys(); err != nil {
+		return err
 	}
 	return nil
+}
+
+// upstreamKeys parses SkipSignedBy. A bare key name is refused with the form
+// that is wanted, since a name alone can be put on a signature by anyone.
+func (c Config) upstreamKeys() ([]nix.PublicKey, error) {
+	keys := make([]nix.PublicKey, 0, len(c.SkipSignedBy))
+	for _, s := range c.SkipSignedBy {
+		if s != "" && !strings.ContainsAny(s, ": \t\r\n") {
+			return nil, fmt.Errorf("uploader: upstream key %q is a bare key name; give the full public key "+
+				"as in trusted-public-keys, %s:<base64 public key> (e.g. "+
+				"cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=)", s, s)
+		}
+		k, err := nix.ParsePublicKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("uploader: upstream key: %w (want <name>:<base64 public key>, "+
+				"as in trusted-public-keys)", err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }
 
 // Validate reports the first invalid field, treating zero fields as their

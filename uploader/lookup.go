@@ -3,11 +3,12 @@ package uploader
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
+	"path"
 	"sync"
 
 	"go.uber.org/zap"
+
+	"github.com/nixs3q/nixs3q/nix"
 )
 
 // lookup sets the state of every closure member: fresh presence-cache
@@ -90,13 +91,27 @@ func (u *Uploader) lookup(ctx context.Context, p *plan, log *zap.Logger) error {
 	}
 }
 
-// upstream reports whether info carries a signature by one of the keys
-// named in Config.SkipSignedBy.
+// upstream reports whether info carries a valid signature, over the path's
+// fingerprint, by one of the keys in Config.SkipSignedBy. A signature that
+// only bears an upstream key's name, or whose fingerprint cannot be
+// computed, does not count: the path is then uploaded like any other.
 func (u *Uploader) upstream(info *PathInfo) bool {
+	if len(u.upstreamKeys) == 0 || len(info.Sigs) == 0 {
+		return false
+	}
+	ni := nix.NarInfo{StorePath: info.Path, NarHash: info.NarHash, NarSize: info.NarSize}
+	for _, r := range info.References {
+		ni.References = append(ni.References, path.Base(r))
+	}
+	fp, err := ni.Fingerprint(u.cfg.StoreDir)
+	if err != nil {
+		return false
+	}
 	for _, sig := range info.Sigs {
-		name, _, ok := strings.Cut(sig, ":")
-		if ok && slices.Contains(u.cfg.SkipSignedBy, name) {
-			return true
+		for _, k := range u.upstreamKeys {
+			if k.Verify(fp, sig) {
+				return true
+			}
 		}
 	}
 	return false

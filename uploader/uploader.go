@@ -32,14 +32,15 @@ type Presence interface {
 // its NAR and the narinfos of all its references. It is safe for concurrent
 // use; concurrent Upload calls share work on common paths.
 type Uploader struct {
-	cfg      Config
-	cache    Cache
-	src      PathInfoSource
-	presence Presence // nil when the presence cache is disabled
-	key      *nix.SecretKey
-	log      *zap.Logger
-	codec    *codec
-	sem      chan struct{} // one token per NAR being streamed
+	cfg          Config
+	cache        Cache
+	src          PathInfoSource
+	presence     Presence // nil when the presence cache is disabled
+	key          *nix.SecretKey
+	upstreamKeys []nix.PublicKey // parsed Config.SkipSignedBy
+	log          *zap.Logger
+	codec        *codec
+	sem          chan struct{} // one token per NAR being streamed
 
 	mu        sync.Mutex
 	flights   map[string]*flight // store path -> upload in progress
@@ -106,18 +107,23 @@ func New(cfg Config, cache Cache, src PathInfoSource, presence Presence, key *ni
 	if err != nil {
 		return nil, err
 	}
+	upstream, err := cfg.upstreamKeys()
+	if err != nil {
+		return nil, err
+	}
 	return &Uploader{
-		cfg:       cfg,
-		cache:     cache,
-		src:       src,
-		presence:  presence,
-		key:       key,
-		log:       log,
-		codec:     c,
-		sem:       make(chan struct{}, cfg.Concurrency),
-		flights:   make(map[string]*flight),
-		published: make(map[string]time.Time),
-		transfers: make(map[*transfer]struct{}),
+		upstreamKeys: upstream,
+		cfg:          cfg,
+		cache:        cache,
+		src:          src,
+		presence:     presence,
+		key:          key,
+		log:          log,
+		codec:        c,
+		sem:          make(chan struct{}, cfg.Concurrency),
+		flights:      make(map[string]*flight),
+		published:    make(map[string]time.Time),
+		transfers:    make(map[*transfer]struct{}),
 	}, nil
 }
 

@@ -44,7 +44,7 @@ func runDaemon(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight uploads may finish after SIGTERM")
 	fs.StringVar(&f.storeDir, "store-dir", nix.DefaultStoreDir, "the Nix store directory")
 	fs.StringVar(&f.nixBin, "nix", "nix", "the nix command used to read store metadata")
-	fs.Var(&f.skipSignedBy, "skip-signed-by", "do not upload closure members signed by this upstream cache key, e.g. cache.nixos.org-1 (repeatable or comma-separated); clients fetch them from that cache")
+	fs.Var(&f.skipSignedBy, "skip-signed-by", "do not upload closure members validly signed by this upstream cache's public key, NAME:BASE64 as in trusted-public-keys, e.g. cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY= (repeatable or comma-separated); clients fetch them from that cache")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9310 (off by default)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "auto", "console, json, or auto (console on a terminal, json otherwise)")

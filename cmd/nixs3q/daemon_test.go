@@ -392,6 +392,7 @@ func TestDaemonRefusesBadConfiguration(t *testing.T) {
 		{"unknown scheme", []string{"--store", "ftp://x", "--secret-key-file", keyFile}, "ftp"},
 		{"unknown parameter", []string{"--store", "s3://b?regoin=x", "--secret-key-file", keyFile}, "regoin"},
 		{"bad compression", []string{"--store", "file://" + dir + "/c", "--secret-key-file", keyFile, "--compression", "lz4"}, "lz4"},
+		{"bare upstream key name", []string{"--store", "file://" + dir + "/c", "--secret-key-file", keyFile, "--skip-signed-by", "cache.nixos.org-1"}, "cache.nixos.org-1:<base64 public key>"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"daemon", "--state-dir", state, "--socket", filepath.Join(dir, "s.sock")}, tc.args...)

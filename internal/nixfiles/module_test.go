@@ -108,6 +108,9 @@ func TestModuleOptions(t *testing.T) {
 	}
 }
 
+// upstreamKey is cache.nixos.org's public key.
+const upstreamKey = "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="
+
 func TestModuleConfig(t *testing.T) {
 	env := testenv.RequireNix(t)
 	root := repoRoot(t)
@@ -152,19 +155,20 @@ func TestModuleConfig(t *testing.T) {
 				"compression": "xz", "compressionLevel": 9, "allowGroup": "wheel", "maxAttempts": 3,
 				"shutdownGrace": 30, "logLevel": "debug", "metricsListen": "127.0.0.1:9310",
 				"environmentFile": "/run/keys/aws.env", "extraArgs": []string{"--presence-ttl", "30m"},
-				"skipSignedBy": []string{"cache.nixos.org-1"},
+				"skipSignedBy": []string{upstreamKey},
 			}),
 			wantFlags: map[string]string{
 				"--store":   "s3://cache?endpoint=http://minio:9000&region=us-east-1&x=%41$HOME %d",
 				"--workers": "16", "--compression": "xz", "--compression-level": "9", "--allow-group": "wheel",
 				"--max-attempts": "3", "--shutdown-grace": "30s", "--log-level": "debug",
-				"--metrics-listen": "127.0.0.1:9310", "--presence-ttl": "30m", "--skip-signed-by": "cache.nixos.org-1",
+				"--metrics-listen": "127.0.0.1:9310", "--presence-ttl": "30m", "--skip-signed-by": upstreamKey,
 			},
 		},
 		{name: "hook disabled", cfg: with(map[string]any{"enableHook": false}), noHook: true},
 		{name: "allowed-users lists nixs3q", cfg: base, nix: map[string]any{"allowed-users": []string{"@wheel", "nixs3q"}}},
 		{name: "no store URL", cfg: with(map[string]any{"storeUrl": nil}), failing: "storeUrl"},
 		{name: "relative key file", cfg: with(map[string]any{"secretKeyFile": "cache.sec"}), failing: "secretKeyFile"},
+		{name: "bare upstream key name", cfg: with(map[string]any{"skipSignedBy": []string{"cache.nixos.org-1"}}), failing: "skipSignedBy"},
 		{name: "nix-daemon refuses the daemon's user", cfg: base, nix: map[string]any{"allowed-users": []string{"@wheel"}}, failing: "allowed-users"},
 	}
 	for _, tc := range tests {
