@@ -7,7 +7,8 @@
 //
 //   - Pure format code. Nothing here runs Nix, talks to a daemon or reads the
 //     Nix database; the only file system access is DumpPath reading the tree it
-//     is given (DumpPath, DumpPathListing) and LoadSecretKeyFile reading the key it is given.
+//     is given (DumpPath, DumpPathListing) LoadSecretKeyFile reading the key it is given, and CheckSecretKeyFile
+//     reading that file's mode and owner.
 //   - The store directory is always a parameter (DefaultStoreDir is only a
 //     default for callers); nothing assumes /nix/store.
 //   - Output is byte-identical to Nix's: DumpPath matches `nix-store --dump`,

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 )
 
 // SecretKey is an Ed25519 signing key with the name that Nix puts in front
@@ -111,6 +112,34 @@ func LoadSecretKeyFile(path string) (*SecretKey, error) {
 		return nil, fmt.Errorf("nix: secret key file %s: malformed: %w", path, err)
 	}
 	return k, nil
+}
+
+// ErrKeyFileExposed is wrapped by CheckSecretKeyFile's errors when a secret
+// key file is open to users other than root and the key's owner.
+var ErrKeyFileExposed = errors.New("secret key file is exposed to other users")
+
+// CheckSecretKeyFile checks that the secret key file at path (symbolic links
+// followed, as LoadSecretKeyFile does) is kept private: no permission bits
+// for group or others, and owned by root or by uid. An exposed file gives an
+// error wrapping ErrKeyFileExposed that names the file, its mode and owner,
+// and the fix; a file that cannot be examined gives the stat error. It reads
+// only metadata.
+func CheckSecretKeyFile(path string, uid int) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("nix: secret key file %s: %w", path, err)
+	}
+	var problems []string
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		problems = append(problems, fmt.Sprintf("mode %04o gives group or others access (chmod 600 it)", perm))
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != uid {
+		problems = append(problems, fmt.Sprintf("owned by uid %d, neither root nor uid %d that reads it (chown it)", st.Uid, uid))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("nix: secret key file %s: %w: %s", path, ErrKeyFileExposed, strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // String returns the key in its file form (without a trailing newline).

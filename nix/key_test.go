@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nixs3q/nixs3q/internal/testenv"
 )
 
 func TestKeyRoundTrip(t *testing.T) {
@@ -143,5 +145,59 @@ func TestLoadSecretKeyFile(t *testing.T) {
 	_, err = LoadSecretKeyFile(missing)
 	if err == nil || !strings.HasPrefix(err.Error(), "nix: secret key file "+missing+": open ") || !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file error = %v", err)
+	}
+}
+
+// A key file that group or others may read, or that another user owns, is
+// reported as exposed; a private one owned by the reader or by root is not.
+func TestCheckSecretKeyFile(t *testing.T) {
+	k, err := GenerateKey("test-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "key.sec")
+	if err := os.WriteFile(file, []byte(k.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	me := os.Getuid()
+	if err := CheckSecretKeyFile(file, me); err != nil {
+		t.Errorf("private key file: %v", err)
+	}
+	for _, mode := range []os.FileMode{0o640, 0o604, 0o660, 0o602} {
+		if err := os.Chmod(file, mode); err != nil {
+			t.Fatal(err)
+		}
+		err := CheckSecretKeyFile(file, me)
+		if !errors.Is(err, ErrKeyFileExposed) || !strings.Contains(err.Error(), "chmod 600") {
+			t.Errorf("mode %04o: error %v, want ErrKeyFileExposed with the fix", mode, err)
+		}
+		if err != nil && strings.Contains(err.Error(), k.String()[len("test-1:"):]) {
+			t.Error("error quotes the key")
+		}
+	}
+	if err := os.Chmod(file, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckSecretKeyFile(file, me); err != nil {
+		t.Errorf("mode 0400: %v", err)
+	}
+	if err := CheckSecretKeyFile(filepath.Join(dir, "nope"), me); err == nil || errors.Is(err, ErrKeyFileExposed) {
+		t.Errorf("missing file: %v", err)
+	}
+	testenv.RequireRoot(t)
+	// Owned by root: fine for any reader.
+	if err := CheckSecretKeyFile(file, 4242); err != nil {
+		t.Errorf("root-owned 0400 key file for uid 4242: %v", err)
+	}
+	if err := os.Chown(file, 4243, 4243); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckSecretKeyFile(file, 4243); err != nil {
+		t.Errorf("key file owned by its reader: %v", err)
+	}
+	err = CheckSecretKeyFile(file, 4242)
+	if !errors.Is(err, ErrKeyFileExposed) || !strings.Contains(err.Error(), "uid 4243") {
+		t.Errorf("key file owned by another user: %v", err)
 	}
 }

@@ -26,6 +26,7 @@ type daemonFlags struct {
 	workers, compressionLevel, maxAttempts                          int
 	skipSignedBy                                                    listFlag
 	presenceTTL, shutdownGrace                                      time.Duration
+	allowExposedKey                                                 bool
 }
 
 func runDaemon(ctx context.Context, args []string) error {
@@ -38,6 +39,7 @@ func runDaemon(ctx context.Context, args []string) error {
 	fs.IntVar(&f.workers, "workers", uploader.DefaultConcurrency, "queued paths processed at once; also the number of NARs uploaded at once")
 	fs.StringVar(&f.compression, "compression", "", "NAR compression: zstd, xz or none (default: the store URL's compression parameter, else zstd)")
 	fs.IntVar(&f.compressionLevel, "compression-level", 0, "compression level (0: the compressor's default; zstd 1-22, xz 1-9)")
+	fs.BoolVar(&f.allowExposedKey, "allow-exposed-key", false, "start even when the secret key file is readable by group or others or owned by another user (a warning is logged instead)")
 	fs.StringVar(&f.allowGroup, "allow-group", "", "group whose members may queue and retry paths, besides root and the daemon's user")
 	fs.IntVar(&f.maxAttempts, "max-attempts", queue.DefaultMaxAttempts, "attempts before a path moves to the failed list")
 	fs.DurationVar(&f.presenceTTL, "presence-ttl", uploader.DefaultPresenceTTL, "how long a path seen in the cache is trusted to still be there (0 disables the presence cache)")
@@ -111,6 +113,15 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 	key, err := nix.LoadSecretKeyFile(keyFile)
 	if err != nil {
 		return &exitError{2, err}
+	}
+	if err := nix.CheckSecretKeyFile(keyFile, os.Geteuid()); err != nil {
+		if !errors.Is(err, nix.ErrKeyFileExposed) || !f.allowExposedKey {
+			if errors.Is(err, nix.ErrKeyFileExposed) {
+				err = fmt.Errorf("%w (or start with --allow-exposed-key)", err)
+			}
+			return &exitError{2, err}
+		}
+		log.Warn("secret key file is exposed; starting anyway (--allow-exposed-key)", zap.Error(err))
 	}
 	ucfg := uploader.Config{
 		StoreDir:     f.storeDir,

@@ -378,6 +378,10 @@ func TestDaemonRefusesBadConfiguration(t *testing.T) {
 	os.WriteFile(bad, []byte("name-only-no-colon\n"), 0o600)
 	pub := filepath.Join(dir, "pub")
 	os.WriteFile(pub, []byte("test-cache-1:"+strings.Repeat("A", 43)+"=\n"), 0o600)
+	exposed := filepath.Join(dir, "exposed.sec")
+	keyText, _ := os.ReadFile(keyFile)
+	os.WriteFile(exposed, keyText, 0o644)
+	os.Chmod(exposed, 0o644)
 	state := filepath.Join(dir, "state")
 	for _, tc := range []struct {
 		name string
@@ -392,6 +396,7 @@ func TestDaemonRefusesBadConfiguration(t *testing.T) {
 		{"unknown scheme", []string{"--store", "ftp://x", "--secret-key-file", keyFile}, "ftp"},
 		{"unknown parameter", []string{"--store", "s3://b?regoin=x", "--secret-key-file", keyFile}, "regoin"},
 		{"bad compression", []string{"--store", "file://" + dir + "/c", "--secret-key-file", keyFile, "--compression", "lz4"}, "lz4"},
+		{"key file readable by others", []string{"--store", "file://" + dir + "/c", "--secret-key-file", exposed}, "--allow-exposed-key"},
 		{"bare upstream key name", []string{"--store", "file://" + dir + "/c", "--secret-key-file", keyFile, "--skip-signed-by", "cache.nixos.org-1"}, "cache.nixos.org-1:<base64 public key>"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -408,6 +413,43 @@ func TestDaemonRefusesBadConfiguration(t *testing.T) {
 				t.Fatal("a refused configuration created the state directory")
 			}
 		})
+	}
+}
+
+// With --allow-exposed-key, a key file readable by others only gives a
+// warning, and the daemon serves.
+func TestDaemonAllowExposedKey(t *testing.T) {
+	dir := t.TempDir()
+	keyFile, _ := writeKey(t, dir)
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "s.sock")
+	cmd := exec.Command(binary(t), "daemon", "--store", "file://"+dir+"/c", "--secret-key-file", keyFile,
+		"--state-dir", filepath.Join(dir, "state"), "--socket", sock, "--allow-exposed-key", "--log-format", "json")
+	var logs syncBuffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	env := append(os.Environ(), hook.SocketEnv+"="+sock)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, err := run(t, env, "status")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon with an exposed key and --allow-exposed-key does not serve: %v %s\nlog: %s", err, out, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "secret key file is exposed") || !strings.Contains(logs.String(), "mode 0644") {
+		t.Errorf("no warning about the exposed key file:\n%s", logs.String())
 	}
 }
 
