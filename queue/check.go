@@ -11,7 +11,8 @@ import (
 // (joined), or nil: bbolt's own consistency check is clean; each pending
 // item appears exactly once in the due index under its NextAttempt, and
 // leased and failed items not at all; each pending or leased item appears
-// exactly once in the active index under its EnqueuedAt; the state counters
+// exactly once in the active index under its EnqueuedAt; the failed index
+// names exactly the failed items; the state counters
 // equal the actual counts; the history holds at most HistoryLimit entries
 // and matches its counter; the presence marks and their time index agree.
 // It runs in a write transaction that it rolls back (bbolt's check is not
@@ -72,10 +73,37 @@ func checkItems(tx *bolt.Tx) []error {
 	errs = append(errs, checkIndex(tx, bActive, func(it Item, k []byte) bool {
 		return it.State != Failed && string(k) == string(timeKey(it.EnqueuedAt, it.Path))
 	})...)
+	errs = append(errs, checkFailedIndex(tx, counts[Failed])...)
 	for _, st := range []State{Pending, Leased, Failed} {
 		if got := getStat(tx, string(st)); got != counts[st] {
 			errs = append(errs, fmt.Errorf("stats count %s is %d, actual %d", st, got, counts[st]))
 		}
+	}
+	return errs
+}
+
+// checkFailedIndex verifies that the failed index names exactly the failed
+// items: each entry is a failed item, and there are as many entries as
+// failed items.
+func checkFailedIndex(tx *bolt.Tx, failed int64) []error {
+	var errs []error
+	var n int64
+	err := tx.Bucket([]byte(bFailedIdx)).ForEach(func(k, _ []byte) error {
+		n++
+		it, ok, err := getItem(tx, string(k))
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case !ok || it.State != Failed:
+			errs = append(errs, fmt.Errorf("failed index names %s, which is not failed", k))
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if n != failed {
+		errs = append(errs, fmt.Errorf("failed index has %d entries, %d items are failed", n, failed))
 	}
 	return errs
 }

@@ -15,6 +15,7 @@ const (
 	DefaultHistoryLimit   = 1000
 	DefaultPresenceMaxAge = 24 * time.Hour
 	DefaultPresenceLimit  = 500_000
+	DefaultCompactMinSize = 32 << 20
 )
 
 // maxPathLen bounds the length of a queued path. Store paths are far shorter;
@@ -46,6 +47,10 @@ type Config struct {
 	// PresenceLimit bounds the number of presence marks kept; the oldest are
 	// pruned first. Default 500000.
 	PresenceLimit int
+	// CompactMinSize is the file size from which Open compacts the file
+	// when more than half of it is free pages (bbolt never shrinks a file
+	// by itself). Default 32 MiB; negative disables compaction.
+	CompactMinSize int64
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -110,6 +115,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PresenceLimit == 0 {
 		c.PresenceLimit = DefaultPresenceLimit
+	}
+	if c.CompactMinSize == 0 {
+		c.CompactMinSize = DefaultCompactMinSize
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -25,7 +25,12 @@
 //     file is locked for one process: a second Open fails after
 //     Config.LockTimeout with an error matching ErrLocked.
 //   - Cheap reads. Stats reads counters kept in the same transactions as the
-//     changes they count; Claim and NextDue use an index ordered by due time.
+//     changes they count; Claim and NextDue use an index ordered by due time;
+//     the failed list is read from an index of failed items, so status costs
+//     the same with a million pending items as with none.
+//   - Bounded file. bbolt never shrinks its file; Open compacts a file of at
+//     least Config.CompactMinSize that is more than half free (a drained
+//     queue), by copying it and renaming the copy over it, crash-safely.
 //
 // Check verifies all of the invariants above that can be verified on disk.
 //

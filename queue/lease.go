@@ -200,7 +200,7 @@ func (q *Queue) Retry(paths []string) (int, error) {
 func (q *Queue) RetryTransient(since time.Time) (int, error) {
 	var paths []string
 	err := q.view("retry transient", func(tx *bolt.Tx) error {
-		items, err := scanItems(tx, Failed, 0)
+		items, err := failedItems(tx, 0)
 		for _, it := range items {
 			if !it.Permanent && !it.FailedAt.Before(since) {
 				paths = append(paths, it.Path)
@@ -230,9 +230,12 @@ func (q *Queue) move(op string, paths []string, from State, fn func(Item, time.T
 		n = 0
 		var items []Item
 		var err error
-		if len(paths) == 0 {
+		switch {
+		case len(paths) == 0 && from == Failed:
+			items, err = failedItems(tx, 0)
+		case len(paths) == 0:
 			items, err = scanItems(tx, from, 0)
-		} else {
+		default:
 			items, err = namedItems(tx, paths, from)
 		}
 		if err != nil {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 	"go.uber.org/zap"
 )
 
@@ -27,6 +26,10 @@ const (
 	bHistory  = "history"  // big-endian sequence -> JSON HistoryEntry
 	bPresence = "presence" // key -> timeKey(marked, "")
 	bPresTime = "presence_time"
+	// bFailedIdx holds path -> "" for every failed item, so listing the
+	// failed list does not scan the whole queue. Open rebuilds it from the
+	// items, so a file last written by a version without it is indexed too.
+	bFailedIdx = "failed_index"
 )
 
 // Counter names in the stats bucket. The three state counters are the State
@@ -42,7 +45,7 @@ const (
 	cPresence      = "presence"
 )
 
-var allBuckets = [...]string{bMeta, bItems, bDue, bActive, bStats, bHistory, bPresence, bPresTime}
+var allBuckets = [...]string{bMeta, bItems, bDue, bActive, bStats, bHistory, bPresence, bPresTime, bFailedIdx}
 
 var (
 	// ErrClosed is returned by every method called after Close.
@@ -95,7 +98,9 @@ type Queue struct {
 // cfg.LockTimeout if another process has the file open, and refuses a file
 // written by a newer schema. Items left leased by a previous process return
 // to pending, due at once, with their attempts unchanged; that change is
-// committed before Open returns. log may be nil.
+// committed before Open returns. A file of at least cfg.CompactMinSize that
+// is more than half free space is first compacted (see compactIfSparse); a
+// failed compaction is logged and the file used as it is. log may be nil.
 func Open(cfg Config, log *zap.Logger) (*Queue, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -104,17 +109,15 @@ func Open(cfg Config, log *zap.Logger) (*Queue, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	// The freelist stays synced: with NoFreelistSync every rolled-back write
-	// transaction (an empty Claim, Check) would rescan the whole file.
-	db, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{
-		Timeout:      cfg.LockTimeout,
-		FreelistType: bolt.FreelistMapType,
-	})
+	db, err := openLocked(cfg)
 	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, &lockedError{path: cfg.Path}
+		return nil, err
+	}
+	if db, err = compactIfSparse(db, cfg, log); err != nil {
+		if db == nil {
+			return nil, fmt.Errorf("queue: open %s after compaction: %w", cfg.Path, err)
 		}
-		return nil, fmt.Errorf("queue: open %s: %w", cfg.Path, err)
+		log.Warn("compaction of the queue file failed; using it as it is", zap.Error(err))
 	}
 	q := &Queue{
 		cfg:      cfg,
@@ -184,10 +187,22 @@ func initSchema(tx *bolt.Tx, now time.Time) error {
 	return nil
 }
 
-// recoverLeases returns every leased item to pending, due now.
+// recoverLeases returns every leased item to pending, due now, and brings
+// the failed index in line with the items (it is missing from files written
+// before it existed, and an older version that ran on the file since did not
+// maintain it). Both need one scan of the items, done once per Open.
 func (q *Queue) recoverLeases(tx *bolt.Tx) (int, error) {
 	var leased []Item
+	failedIdx := tx.Bucket([]byte(bFailedIdx))
+	failed := map[string]bool{}
 	err := tx.Bucket([]byte(bItems)).ForEach(func(k, v []byte) error {
+		if len(v) >= 2 && v[1] == Failed.code() {
+			failed[string(k)] = true
+			if failedIdx.Get(k) == nil {
+				return failedIdx.Put(k, []byte{})
+			}
+			return nil
+		}
 		if len(v) < 2 || v[1] != Leased.code() {
 			return nil
 		}
@@ -200,6 +215,21 @@ func (q *Queue) recoverLeases(tx *bolt.Tx) (int, error) {
 	})
 	if err != nil {
 		return 0, err
+	}
+	var stale [][]byte
+	err = failedIdx.ForEach(func(k, _ []byte) error {
+		if !failed[string(k)] {
+			stale = append(stale, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range stale {
+		if err := failedIdx.Delete(k); err != nil {
+			return 0, err
+		}
 	}
 	d := deltas{}
 	now := q.cfg.Now()

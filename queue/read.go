@@ -49,8 +49,9 @@ func (q *Queue) Stats() (Stats, error) {
 }
 
 // Items returns up to limit items in state (limit <= 0: all). Pending items
-// come earliest due first, read from the due index; leased and failed items
-// come in path order from a scan of the queue; the empty state lists every
+// come earliest due first, read from the due index; failed items come in
+// path order from the failed index; leased items come in path order from a
+// scan of the queue; the empty state lists every
 // item in path order.
 func (q *Queue) Items(state State, limit int) ([]Item, error) {
 	if state != "" && state.code() == 0 {
@@ -59,9 +60,12 @@ func (q *Queue) Items(state State, limit int) ([]Item, error) {
 	var out []Item
 	err := q.view("items", func(tx *bolt.Tx) error {
 		var err error
-		if state == Pending {
+		switch state {
+		case Pending:
 			out, err = pendingItems(tx, limit)
-		} else {
+		case Failed:
+			out, err = failedItems(tx, limit)
+		default:
 			out, err = scanItems(tx, state, limit)
 		}
 		return err
@@ -95,6 +99,24 @@ func pendingItems(tx *bolt.Tx, limit int) ([]Item, error) {
 		}
 		if !ok {
 			return nil, fmt.Errorf("due index names %s, which is not queued", path)
+		}
+		out = append(out, it)
+	}
+	return out, nil
+}
+
+// failedItems returns up to limit failed items in path order, read from the
+// failed index: its cost follows the number listed, not the queue's size.
+func failedItems(tx *bolt.Tx, limit int) ([]Item, error) {
+	var out []Item
+	c := tx.Bucket([]byte(bFailedIdx)).Cursor()
+	for k, _ := c.First(); k != nil && (limit <= 0 || len(out) < limit); k, _ = c.Next() {
+		it, ok, err := getItem(tx, string(k))
+		if err != nil {
+			return nil, err
+		}
+		if !ok || it.State != Failed {
+			return nil, fmt.Errorf("failed index names %s, which is not failed", k)
 		}
 		out = append(out, it)
 	}

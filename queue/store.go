@@ -69,6 +69,8 @@ func store(tx *bolt.Tx, prev *Item, it Item, d deltas) error {
 		if err := tx.Bucket([]byte(bActive)).Put(timeKey(it.EnqueuedAt, it.Path), []byte{}); err != nil {
 			return fmt.Errorf("index %s: %w", it.Path, err)
 		}
+	} else if err := tx.Bucket([]byte(bFailedIdx)).Put([]byte(it.Path), []byte{}); err != nil {
+		return fmt.Errorf("index %s: %w", it.Path, err)
 	}
 	d[string(it.State)]++
 	return nil
@@ -95,6 +97,8 @@ func unindex(tx *bolt.Tx, prev Item, d deltas) error {
 		if err := tx.Bucket([]byte(bActive)).Delete(timeKey(prev.EnqueuedAt, prev.Path)); err != nil {
 			return fmt.Errorf("unindex %s: %w", prev.Path, err)
 		}
+	} else if err := tx.Bucket([]byte(bFailedIdx)).Delete([]byte(prev.Path)); err != nil {
+		return fmt.Errorf("unindex %s: %w", prev.Path, err)
 	}
 	d[string(prev.State)]--
 	return nil
