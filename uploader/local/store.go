@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/nixs3q/nixs3q/uploader"
 )
@@ -20,8 +22,17 @@ type Store struct {
 	dir string
 }
 
+// StaleTempAge is how long a ".tmp-*" file in the cache directory must have
+// gone unmodified before New removes it as left behind by a crash. A live
+// Put writes to its file continuously, so it is never that old.
+const StaleTempAge = 24 * time.Hour
+
 // New returns the Store rooted at dir, which must be an absolute path. The
-// directory and its nar/ subdirectory are created (mode 0755) when missing.
+// directory and its nar/ subdirectory are created (mode 0755, whatever the
+// umask) when missing. Temporary files of Puts interrupted by a crash,
+// ".tmp-*" files in the directory or one level below that were last
+// modified more than StaleTempAge ago, are removed; failing to remove one
+// is not an error.
 func New(dir string) (*Store, error) {
 	if !filepath.IsAbs(dir) {
 		return nil, fmt.Errorf("local: cache directory %q is not absolute", dir)
@@ -30,7 +41,35 @@ func New(dir string) (*Store, error) {
 	if err := s.ensureDir(filepath.Join(s.dir, "nar")); err != nil {
 		return nil, fmt.Errorf("local: create cache directory: %w", err)
 	}
+	s.removeStaleTemps(time.Now().Add(-StaleTempAge))
 	return s, nil
+}
+
+// removeStaleTemps removes ".tmp-*" regular files not modified since
+// before, in the cache directory and its immediate subdirectories.
+func (s *Store) removeStaleTemps(before time.Time) {
+	dirs := []string{s.dir}
+	if entries, err := os.ReadDir(s.dir); err == nil {
+		for _, e := range entries {
+			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+				dirs = append(dirs, filepath.Join(s.dir, e.Name()))
+			}
+		}
+	}
+	for _, d := range dirs {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Name(), ".tmp-") || !e.Type().IsRegular() {
+				continue
+			}
+			if info, err := e.Info(); err == nil && info.ModTime().Before(before) {
+				os.Remove(filepath.Join(d, e.Name()))
+			}
+		}
+	}
 }
 
 // String is the file:// URL of the directory.
@@ -92,7 +131,8 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 // failure, a failing body, a wrong length against a non-negative opt.Size
 // or ctx being cancelled (checked between reads), the temporary file is
 // removed and the target is untouched. A crash mid-Put may leave a
-// ".tmp-*" file behind, which readers never request.
+// ".tmp-*" file behind, which readers never request and New removes once
+// it is StaleTempAge old.
 func (s *Store) Put(ctx context.Context, key string, body io.Reader, opt uploader.PutOptions) error {
 	p, err := s.path(key)
 	if err != nil {
@@ -144,14 +184,28 @@ func (s *Store) put(ctx context.Context, target string, body io.Reader, size int
 	return syncDir(dir)
 }
 
-// ensureDir creates dir (mode 0755) when missing and makes every directory
+// ensureDir creates dir when missing, every directory it creates mode 0755
+// whatever the process umask (a web server serving the cache must be able
+// to enter them, as it can read the 0644 files), and makes every directory
 // entry it created durable, up to the parent of the cache root.
 func (s *Store) ensureDir(dir string) error {
 	if info, err := os.Stat(dir); err == nil && info.IsDir() {
 		return nil
 	}
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || d == filepath.Dir(d) {
+			break
+		}
+		missing = append(missing, d)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
+	}
+	for _, d := range missing {
+		if err := os.Chmod(d, 0o755); err != nil {
+			return err
+		}
 	}
 	for d := dir; ; d = filepath.Dir(d) {
 		if err := syncDir(filepath.Dir(d)); err != nil {

@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nixs3q/nixs3q/uploader"
 	"github.com/nixs3q/nixs3q/uploader/cachetest"
@@ -132,4 +134,76 @@ func (f *failAfter) Read(p []byte) (int, error) {
 	clear(p[:n])
 	f.n -= n
 	return n, nil
+}
+
+// Under a restrictive umask (the NixOS module's UMask=0077) directories are
+// still created 0755, like the 0644 files in them, so a web server can
+// serve the cache.
+func TestDirectoriesIgnoreUmask(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	root := filepath.Join(t.TempDir(), "a")
+	s, err := local.New(filepath.Join(root, "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(context.Background(), "log/x/y.drv", strings.NewReader("log"), uploader.PutOptions{Size: -1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{root, filepath.Join(root, "cache"), filepath.Join(root, "cache", "nar"),
+		filepath.Join(root, "cache", "log"), filepath.Join(root, "cache", "log", "x")} {
+		info, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Mode().Perm() != 0o755 {
+			t.Errorf("%s has mode %04o, want 0755", d, info.Mode().Perm())
+		}
+	}
+	info, err := os.Stat(filepath.Join(root, "cache", "log", "x", "y.drv"))
+	if err != nil || info.Mode().Perm() != 0o644 {
+		t.Errorf("file mode: %v %v", info, err)
+	}
+}
+
+// Temporary files left by a crash are removed by New once they are
+// StaleTempAge old; a recent one, possibly a live Put of another process,
+// and other files stay.
+func TestNewRemovesStaleTemps(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	if _, err := local.New(dir); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-local.StaleTempAge - time.Minute)
+	files := map[string]bool{ // path -> should survive
+		".tmp-abc.narinfo-123":      false,
+		"nar/.tmp-x.nar.zst-456":    false,
+		"nar/.tmp-live.nar.zst-789": true,
+		"abc.narinfo":               true,
+		"nar/.keep-not-a-temp":      true,
+		"nar/x.nar.zst":             true,
+	}
+	for name, keep := range files {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if !keep || !strings.Contains(name, "live") {
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := local.New(dir); err != nil {
+		t.Fatal(err)
+	}
+	for name, keep := range files {
+		_, err := os.Stat(filepath.Join(dir, name))
+		if keep && err != nil {
+			t.Errorf("%s removed: %v", name, err)
+		}
+		if !keep && !os.IsNotExist(err) {
+			t.Errorf("%s left behind (%v)", name, err)
+		}
+	}
 }
