@@ -234,11 +234,18 @@ func redact(raw string) string {
 			u.Opaque = u.Opaque[i+1:]
 		}
 		if q := u.Query(); strings.Contains(q.Get("endpoint"), "@") {
-			q.Set("endpoint", Redact(q.Get("endpoint")))
+			// Not url.Parse: "AKIA:SECRET@host" parses as scheme "AKIA".
+			q.Set("endpoint", stripUserinfo(q.Get("endpoint")))
 			u.RawQuery = q.Encode()
 		}
 		return u.String()
 	}
+	return stripUserinfo(raw)
+}
+
+// stripUserinfo removes everything up to the last '@' of raw's authority
+// (of the whole of raw when it has no "://"), without parsing it.
+func stripUserinfo(raw string) string {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return raw[strings.LastIndex(raw, "@")+1:]

@@ -144,6 +144,9 @@ func TestRedact(t *testing.T) {
 		{"file:///var/cache", "file:///var/cache"},
 		{"s3:AKIA:secret@bucket", "s3:bucket"},
 		{"s3://bucket?endpoint=http://AKIA:secret@host:9000", "s3://bucket?endpoint=http%3A%2F%2Fhost%3A9000"},
+		{"s3://bucket?endpoint=AKIAEXAMPLE:SECRET@host:9000", "s3://bucket?endpoint=host%3A9000"},
+		{"s3://bucket?endpoint=AKIAEXAMPLE@host", "s3://bucket?endpoint=host"},
+		{"s3://bucket?endpoint=https://AKIAEXAMPLE:SECRET@host/prefix", "s3://bucket?endpoint=https%3A%2F%2Fhost%2Fprefix"},
 	} {
 		if got := storeurl.Redact(tc.raw); got != tc.want {
 			t.Errorf("Redact(%q) = %q, want %q", tc.raw, got, tc.want)
@@ -154,11 +157,13 @@ func TestRedact(t *testing.T) {
 	for _, raw := range []string{
 		"s3://b?endpoint=http://AK:TOP%zzSECRET@host",
 		"s3://b?region=x&endpoint=http://AK:TOPSECRET@host&bad=%zz",
+		"s3://b?region=x&endpoint=AK:TOPSECRET@host&bad=%zz",
+		"s3://b?endpoint=AK:TOPSECRET@host",
 	} {
-		if got := storeurl.Redact(raw); strings.Contains(got, "SECRET") {
+		if got := storeurl.Redact(raw); strings.Contains(got, "SECRET") || strings.Contains(got, "AK:") {
 			t.Errorf("Redact(%q) = %q", raw, got)
 		}
-		if _, err := storeurl.Parse(raw); err == nil || strings.Contains(err.Error(), "SECRET") {
+		if _, err := storeurl.Parse(raw); err == nil || strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), "AK:") {
 			t.Errorf("Parse(%q) error = %v", raw, err)
 		}
 	}
