@@ -153,11 +153,15 @@ func (d *narDumper) node(path string, ln *ListingNode) error {
 			ln.Type, ln.Target = NodeSymlink, target
 		}
 	default:
-		return fmt.Errorf("nix: dump %s: unsupported file type %s (only regular files, directories and symlinks can be archived)", path, fileType(mode))
+		return fmt.Errorf("nix: dump %s: %w %s (only regular files, directories and symlinks can be archived)", path, ErrUnsupportedFileType, fileType(mode))
 	}
 	d.str(")")
 	return nil
 }
+
+// ErrUnsupportedFileType is wrapped by DumpPath's error for a FIFO, socket
+// or device in the tree: no NAR can hold one, so retrying cannot help.
+var ErrUnsupportedFileType = errors.New("unsupported file type")
 
 func fileType(mode fs.FileMode) string {
 	switch {

@@ -8,6 +8,8 @@ import (
 	"net"
 	"syscall"
 	"time"
+
+	"github.com/nixs3q/nixs3q/nix"
 )
 
 // ErrHashMismatch reports that the NAR streamed from the store does not hash
@@ -36,6 +38,7 @@ var reasonCodes = map[string]string{
 	reasonHashMismatch: "hash_mismatch",
 	reasonPathGone:     "path_gone",
 	reasonStoreDir:     "store_dir",
+	reasonFileType:     "file_type",
 	reasonCanceled:     "canceled",
 	reasonAccessDenied: "access_denied",
 	reasonNoBucket:     "no_bucket",
@@ -63,6 +66,7 @@ var reasonCodes = map[string]string{
 const (
 	reasonHashMismatch = "the store path's contents do not match the NarHash in the Nix database: repair it with nix-store --verify --check-contents --repair"
 	reasonStoreDir     = "the cache's nix-cache-info names another store directory: use another bucket or directory for this store"
+	reasonFileType     = "the store path contains a FIFO, socket or device, which no NAR can hold: fix the derivation that produced it"
 	reasonPathGone     = "the store path is no longer valid in the Nix store (garbage-collected?): rebuild it, or keep it with a GC root, and push again"
 	reasonCanceled     = "the upload was cancelled (daemon stopping); it is retried later"
 	reasonAccessDenied = "access denied writing to the bucket: check the credentials' s3:PutObject permission"
@@ -147,6 +151,9 @@ func classify(err error) Class {
 	}
 	if errors.Is(err, ErrStoreDirMismatch) {
 		return permanent(reasonStoreDir)
+	}
+	if errors.Is(err, nix.ErrUnsupportedFileType) {
+		return permanent(reasonFileType)
 	}
 	if errors.Is(err, context.Canceled) {
 		return transient(reasonCanceled)
