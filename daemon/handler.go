@@ -59,13 +59,17 @@ func validatePath(storeDir, path string) string {
 // *hook.RefusedError.
 func (h *handler) Enqueue(ctx context.Context, p hook.Peer, req hook.EnqueueRequest) (hook.EnqueueResult, error) {
 	var refused []hook.Refusal
+	n := 0
 	for _, path := range req.Paths {
 		if why := validatePath(h.storeDir, path); why != "" {
-			refused = append(refused, hook.Refusal{Path: path, Reason: why})
+			n++
+			if len(refused) < hook.MaxRefusals {
+				refused = append(refused, hook.Refusal{Path: path, Reason: why})
+			}
 		}
 	}
-	if len(refused) > 0 {
-		return hook.EnqueueResult{}, &hook.RefusedError{Refused: refused, Total: len(req.Paths)}
+	if n > 0 {
+		return hook.EnqueueResult{}, &hook.RefusedError{Refused: refused, Total: len(req.Paths), Count: n}
 	}
 	res, err := h.q.Enqueue(ctx, req.Paths)
 	if err != nil {

@@ -50,12 +50,18 @@ func (e *Error) Is(target error) bool {
 // RefusedError is an enqueue refused because some of its paths are invalid.
 // It is refused whole: none of its paths, valid or not, was queued.
 type RefusedError struct {
-	Refused []Refusal // the invalid paths, each with its reason
+	Refused []Refusal // the invalid paths, each with its reason (at most MaxRefusals on the wire)
 	Total   int       // how many paths the request named
+	// Count is how many paths were invalid; it may exceed len(Refused).
+	// Zero means len(Refused).
+	Count int
 }
 
+// Invalid returns how many of the request's paths were invalid.
+func (e *RefusedError) Invalid() int { return max(e.Count, len(e.Refused)) }
+
 func (e *RefusedError) Error() string {
-	return fmt.Sprintf("%d of %d path(s) refused; nothing queued", len(e.Refused), e.Total)
+	return fmt.Sprintf("%d of %d path(s) refused; nothing queued", e.Invalid(), e.Total)
 }
 
 // Paths lists the refused paths.
@@ -80,7 +86,7 @@ func unavailable(format string, args ...any) error {
 // answerError turns a negative response into the client's typed error.
 func answerError(resp response, total int) error {
 	if len(resp.Refused) > 0 {
-		return &RefusedError{Refused: resp.Refused, Total: total}
+		return &RefusedError{Refused: resp.Refused, Total: total, Count: resp.RefusedCount}
 	}
 	msg := resp.Error
 	if msg == "" {

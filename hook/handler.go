@@ -118,7 +118,8 @@ func failure(err error) response {
 	var refused *RefusedError
 	switch {
 	case errors.As(err, &refused):
-		return response{Code: codeRefused, Error: refused.Error(), Refused: refused.Refused}
+		listed := refused.Refused[:min(len(refused.Refused), MaxRefusals)]
+		return response{Code: codeRefused, Error: refused.Error(), Refused: listed, RefusedCount: refused.Invalid()}
 	case errors.Is(err, ErrPermission):
 		return response{Code: codePermission, Error: err.Error()}
 	}

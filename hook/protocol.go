@@ -14,6 +14,10 @@ const Version = 1
 // MaxMessageSize bounds one request or response line, newline included.
 const MaxMessageSize = 4 << 20
 
+// MaxRefusals bounds the refusals one answer lists, so that the answer to a
+// request with many invalid paths stays far below MaxMessageSize.
+const MaxRefusals = 100
+
 // Defaults shared by the hook, the CLI and the daemon.
 const (
 	DefaultSocket   = "/run/nixs3q/nixs3q.sock"
@@ -49,14 +53,18 @@ type response struct {
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
 	Code  string `json:"code,omitempty"`
-	// Refused lists the invalid paths of a refused enqueue. An enqueue with
-	// any invalid path is refused whole, so that bad input changes nothing.
-	Refused       []Refusal `json:"refused,omitempty"`
-	Added         int       `json:"added,omitempty"`
-	AlreadyQueued int       `json:"already_queued,omitempty"`
-	Requeued      int       `json:"requeued,omitempty"`
-	Retried       int       `json:"retried,omitempty"`
-	Status        *Status   `json:"status,omitempty"`
+	// Refused lists the invalid paths of a refused enqueue, the first
+	// MaxRefusals of them. An enqueue with any invalid path is refused
+	// whole, so that bad input changes nothing.
+	Refused []Refusal `json:"refused,omitempty"`
+	// RefusedCount is the number of invalid paths of a refused enqueue,
+	// which may exceed len(Refused).
+	RefusedCount  int     `json:"refused_count,omitempty"`
+	Added         int     `json:"added,omitempty"`
+	AlreadyQueued int     `json:"already_queued,omitempty"`
+	Requeued      int     `json:"requeued,omitempty"`
+	Retried       int     `json:"retried,omitempty"`
+	Status        *Status `json:"status,omitempty"`
 }
 
 // Error codes in a response. They let the client return typed errors.

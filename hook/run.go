@@ -103,48 +103,65 @@ type refusedError struct {
 func (e *refusedError) Error() string { return e.msg }
 
 // send enqueues paths. When the daemon refuses some of them (a path that is
-// invalid or already gone), it sends the rest once more, so that one bad
-// output does not keep the good ones out. A daemon that answers with an
-// error but no refusals (shutting down, queue trouble) counts as unreachable.
+// invalid or already gone), it sends the rest again, so that one bad output
+// does not keep the good ones out. A refusal lists at most MaxRefusals
+// paths, so this repeats, at most maxSendRounds times in all; what is left
+// then (valid paths among unlisted invalid ones) is returned as the rest to
+// spool, and the daemon's spool ingestion drops the invalid ones. A daemon
+// that answers with an error but no refusals (shutting down, queue trouble)
+// counts as unreachable.
 func send(ctx context.Context, socket string, paths []string, drv string) error {
 	c, err := Dial(ctx, socket)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	_, err = c.Enqueue(ctx, EnqueueRequest{Paths: paths, Drv: drv, Source: "hook"})
-	var refused *RefusedError
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, ErrUnavailable):
-		return err
-	case !errors.As(err, &refused):
-		return fmt.Errorf("daemon error: %w", err)
-	}
-	bad := make(map[string]bool, len(refused.Refused))
-	for _, r := range refused.Refused {
-		bad[r.Path] = true
-	}
-	var rest []string
-	for _, p := range paths {
-		if !bad[p] {
-			rest = append(rest, p)
+	msg := ""
+	for round := 1; ; round++ {
+		_, err = c.Enqueue(ctx, EnqueueRequest{Paths: paths, Drv: drv, Source: "hook"})
+		var refused *RefusedError
+		switch {
+		case err == nil && msg == "":
+			return nil
+		case err == nil:
+			return &refusedError{msg: msg}
+		case !errors.As(err, &refused) || len(refused.Refused) == 0:
+			if !errors.Is(err, ErrUnavailable) {
+				err = fmt.Errorf("daemon error: %w", err)
+			}
+			if msg == "" {
+				return err
+			}
+			return &refusedError{msg: fmt.Sprintf("%s; the others: %v", msg, err), rest: paths}
 		}
+		if msg == "" {
+			msg = fmt.Sprintf("refused %s: %s", refused.Refused[0].Path, refused.Refused[0].Reason)
+			if n := refused.Invalid(); n > 1 {
+				msg += fmt.Sprintf(" (and %d more)", n-1)
+			}
+		}
+		if refused.Invalid() >= len(paths) {
+			return &refusedError{msg: msg}
+		}
+		bad := make(map[string]bool, len(refused.Refused))
+		for _, r := range refused.Refused {
+			bad[r.Path] = true
+		}
+		var rest []string
+		for _, p := range paths {
+			if !bad[p] {
+				rest = append(rest, p)
+			}
+		}
+		if len(rest) == 0 {
+			return &refusedError{msg: msg}
+		}
+		if round >= maxSendRounds || len(rest) == len(paths) {
+			return &refusedError{msg: msg + "; the others: too many refusals to sort out here", rest: rest}
+		}
+		paths = rest
 	}
-	msg := fmt.Sprintf("refused %s: %s", refused.Refused[0].Path, refused.Refused[0].Reason)
-	if len(refused.Refused) > 1 {
-		msg += fmt.Sprintf(" (and %d more)", len(refused.Refused)-1)
-	}
-	if len(rest) == 0 {
-		return &refusedError{msg: msg}
-	}
-	_, err = c.Enqueue(ctx, EnqueueRequest{Paths: rest, Drv: drv, Source: "hook"})
-	if err == nil {
-		return &refusedError{msg: msg}
-	}
-	if !errors.Is(err, ErrUnavailable) {
-		err = fmt.Errorf("daemon error: %w", err)
-	}
-	return &refusedError{msg: fmt.Sprintf("%s; the others: %v", msg, err), rest: rest}
 }
+
+// maxSendRounds bounds the enqueue requests send makes for one hook run.
+const maxSendRounds = 3

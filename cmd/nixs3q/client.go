@@ -53,6 +53,9 @@ func withClient(ctx context.Context, socket string, fn func(*hook.Client) error)
 		for _, r := range refused.Refused {
 			fmt.Fprintf(&b, "\n  %s: %s", r.Path, r.Reason)
 		}
+		if more := refused.Invalid() - len(refused.Refused); more > 0 {
+			fmt.Fprintf(&b, "\n  ... and %d more", more)
+		}
 		return errors.New(b.String())
 	}
 	return err
