@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nixs3q/nixs3q/hook"
+	"github.com/nixs3q/nixs3q/nix"
 )
 
 func defaultSocket() string {
@@ -62,17 +63,55 @@ func withClient(ctx context.Context, socket string, fn func(*hook.Client) error)
 }
 
 // resolvePath turns what a user typed (./result, a relative path) into the
-// store path it points at. Anything that does not resolve is passed on as
-// typed, for the daemon to refuse with its reason.
-func resolvePath(p string) string {
+// store path it points at: symbolic links are followed one at a time, and
+// only until the path sits directly in storeDir, so a store path that is
+// itself a link to another store path is pushed as itself, not silently as
+// the other one. Anything that does not resolve is passed on as far as it
+// got, for the daemon to refuse with its reason.
+func resolvePath(p, storeDir string) string {
 	abs, err := filepath.Abs(p)
 	if err != nil {
 		return p
 	}
-	if real, err := filepath.EvalSymlinks(abs); err == nil {
-		return real
+	realStore, err := filepath.EvalSymlinks(storeDir)
+	if err != nil {
+		realStore = storeDir
+	}
+	for range 40 {
+		dir := filepath.Dir(abs)
+		if dir == storeDir {
+			return abs
+		}
+		// Links among the parents (a symlinked store directory, say).
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			if real == storeDir || real == realStore {
+				return filepath.Join(storeDir, filepath.Base(abs))
+			}
+			abs = filepath.Join(real, filepath.Base(abs))
+		}
+		fi, err := os.Lstat(abs)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			return abs
+		}
+		target, err := os.Readlink(abs)
+		if err != nil {
+			return abs
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(abs), target)
+		}
+		abs = filepath.Clean(target)
 	}
 	return abs
+}
+
+// cliStoreDir is the store directory push and retry resolve paths into:
+// NIX_STORE_DIR when set, as Nix itself reads it, else /nix/store.
+func cliStoreDir() string {
+	if d := os.Getenv("NIX_STORE_DIR"); d != "" {
+		return filepath.Clean(d)
+	}
+	return nix.DefaultStoreDir
 }
 
 func runPush(ctx context.Context, args []string) error {
@@ -87,7 +126,7 @@ func runPush(ctx context.Context, args []string) error {
 	}
 	var paths []string
 	for _, p := range fs.Args() {
-		paths = append(paths, resolvePath(p))
+		paths = append(paths, resolvePath(p, cliStoreDir()))
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -112,7 +151,7 @@ func runRetry(ctx context.Context, args []string) error {
 	}
 	var paths []string
 	for _, p := range fs.Args() {
-		paths = append(paths, resolvePath(p))
+		paths = append(paths, resolvePath(p, cliStoreDir()))
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
