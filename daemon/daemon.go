@@ -38,6 +38,11 @@ type Daemon struct {
 	pool   *pool
 	health *cacheHealth
 	ready  chan struct{}
+
+	// spoolProblem is the last refusal of the spool directory logged, so
+	// that a lasting problem is logged once, not every scan. Only the
+	// spool loop touches it.
+	spoolProblem string
 }
 
 // New checks cfg and prepares a daemon around an open queue and an uploader.

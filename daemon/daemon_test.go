@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/nixs3q/nixs3q/hook"
 	"github.com/nixs3q/nixs3q/nix"
@@ -81,6 +84,7 @@ type env struct {
 	d        *Daemon
 	cancel   context.CancelFunc
 	done     chan error
+	logs     *observer.ObservedLogs // everything the daemon logged
 }
 
 type option func(*Config, *queue.Config)
@@ -104,7 +108,9 @@ func start(t *testing.T, up *fakeUploader, opts ...option) *env {
 		t.Fatal(err)
 	}
 	e.q = q
-	d, err := New(cfg, q, up, zaptest.NewLogger(t))
+	obs, logs := observer.New(zapcore.DebugLevel)
+	e.logs = logs
+	d, err := New(cfg, q, up, zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func TestSpoolRoundTrip(t *testing.T) {
 	}
 	var all []string
 	for _, f := range files {
-		p, err := ReadSpool(f)
+		p, err := ReadSpool(f, os.Geteuid())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -205,7 +205,7 @@ func TestRunDaemonDownSpools(t *testing.T) {
 	if out.Queued || out.Spooled == "" || strings.Count(out.Message, "\n") != 0 || !strings.Contains(out.Message, "spooled") {
 		t.Fatalf("outcome = %+v", out)
 	}
-	paths, err := ReadSpool(out.Spooled)
+	paths, err := ReadSpool(out.Spooled, os.Geteuid())
 	if err != nil || len(paths) != 1 || paths[0] != "/nix/store/a-x" {
 		t.Fatalf("spool holds %v, %v", paths, err)
 	}

@@ -109,7 +109,8 @@ type Status struct {
 	PublicKey            string         `json:"public_key,omitempty"` // of the key narinfos are signed with
 	Pending              int            `json:"pending"`
 	InFlight             int            `json:"in_flight"`
-	Spooled              int            `json:"spooled"` // spool files not yet ingested
+	Spooled              int            `json:"spooled"`   // spool files not yet ingested
+	SpoolBad             int            `json:"spool_bad"` // unreadable spool files moved to spool/bad/
 	Failed               int            `json:"failed"`
 	Uploaded             int64          `json:"uploaded"`
 	UploadedBytes        int64          `json:"uploaded_bytes"`

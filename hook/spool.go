@@ -2,6 +2,7 @@ package hook
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,14 @@ import (
 
 // SpoolDir is the spool's location inside a state directory.
 func SpoolDir(stateDir string) string { return filepath.Join(stateDir, "spool") }
+
+// BadSpoolDir is where the daemon moves spool files it could not read,
+// inside the spool directory dir.
+func BadSpoolDir(dir string) string { return filepath.Join(dir, "bad") }
+
+// ErrSpoolTooLarge is wrapped by ReadSpool's error for a file larger than
+// the spool file limit: it is refused whole, never read in part.
+var ErrSpoolTooLarge = errors.New("spool file exceeds the size limit")
 
 const (
 	spoolSuffix = ".paths"
@@ -144,6 +153,10 @@ func openSpoolDir(dir string) (int, *fileOwner, error) {
 		syscall.Close(dfd)
 		return -1, nil, os.NewSyscallError("fstat", err)
 	}
+	if st.Mode&0o022 != 0 {
+		syscall.Close(dfd)
+		return -1, nil, fmt.Errorf("writable by group or others (mode %04o); refusing to write there", st.Mode&0o7777)
+	}
 	if owner != nil {
 		switch {
 		case created:
@@ -159,9 +172,31 @@ func openSpoolDir(dir string) (int, *fileOwner, error) {
 	return dfd, owner, nil
 }
 
-// ListSpool returns the complete spool files in dir, oldest first. A missing
-// dir is empty. Temporary files of writers that died are removed once they
-// are older than an hour.
+// CheckSpoolDir reports a spool directory that others could plant files in:
+// one that is not a directory (a symbolic link, say), or is writable by
+// group or others. A missing directory is fine.
+func CheckSpoolDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("hook: spool: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("hook: spool %s is not a directory (%s)", dir, fi.Mode().Type())
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("hook: spool %s is writable by group or others (mode %04o): chmod 700 it", dir, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// ListSpool returns the complete spool files in dir, oldest first: every
+// entry named *.paths that is not a directory, so that a file of the wrong
+// type is seen (and refused by ReadSpool) rather than silently skipped. A
+// missing dir is empty. Temporary files of writers that died are removed
+// once they are older than an hour; hooks write theirs within seconds.
 func ListSpool(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if os.IsNotExist(err) {
@@ -175,10 +210,10 @@ func ListSpool(dir string) ([]string, error) {
 		name := e.Name()
 		switch {
 		case strings.HasPrefix(name, tmpPrefix):
-			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > time.Hour {
+			if info, err := e.Info(); err == nil && info.Mode().IsRegular() && time.Since(info.ModTime()) > time.Hour {
 				os.Remove(filepath.Join(dir, name))
 			}
-		case strings.HasSuffix(name, spoolSuffix) && e.Type().IsRegular():
+		case strings.HasSuffix(name, spoolSuffix) && !e.IsDir():
 			files = append(files, filepath.Join(dir, name))
 		}
 	}
@@ -186,15 +221,67 @@ func ListSpool(dir string) ([]string, error) {
 	return files, nil
 }
 
-// ReadSpool returns the paths in one spool file. Blank lines are skipped.
-func ReadSpool(file string) ([]string, error) {
-	f, err := os.Open(file)
+// CountBadSpool returns how many files lie in the bad spool directory of
+// the spool directory dir.
+func CountBadSpool(dir string) int {
+	entries, err := os.ReadDir(BadSpoolDir(dir))
 	if err != nil {
-		return nil, fmt.Errorf("hook: spool: %w", err)
+		return 0
 	}
+	return len(entries)
+}
+
+// QuarantineSpool moves the spool file to the bad spool directory beside it
+// (created mode 0700 when missing) and returns its new path. The file keeps
+// its name; nothing is read from it.
+func QuarantineSpool(file string) (string, error) {
+	bad := BadSpoolDir(filepath.Dir(file))
+	if err := os.Mkdir(bad, 0o700); err != nil && !os.IsExist(err) {
+		return "", fmt.Errorf("hook: spool: %w", err)
+	}
+	if fi, err := os.Lstat(bad); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("hook: spool: %s is not a directory", bad)
+	}
+	dest := filepath.Join(bad, filepath.Base(file))
+	if err := os.Rename(file, dest); err != nil {
+		return "", fmt.Errorf("hook: spool: %w", err)
+	}
+	return dest, nil
+}
+
+// ReadSpool returns the paths in one spool file. Blank lines are skipped.
+// The file is opened without following a symbolic link and without
+// blocking (a FIFO cannot stall the caller), and must be a regular file
+// owned by root or by uid, at most 16 MiB (ErrSpoolTooLarge otherwise,
+// never a truncated read), with lines of at most 64 KiB. Any violation is
+// an error and nothing of the file is returned.
+func ReadSpool(file string, uid int) ([]string, error) {
+	fd, err := syscall.Open(file, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		if err == syscall.ELOOP {
+			return nil, fmt.Errorf("hook: spool %s: a symbolic link", file)
+		}
+		return nil, fmt.Errorf("hook: spool %s: %w", file, os.NewSyscallError("open", err))
+	}
+	f := os.NewFile(uintptr(fd), file)
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("hook: spool %s: %w", file, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("hook: spool %s: not a regular file (%s)", file, fi.Mode().Type())
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != uid {
+		return nil, fmt.Errorf("hook: spool %s: owned by uid %d, neither root nor uid %d", file, st.Uid, uid)
+	}
+	if fi.Size() > maxSpoolFile {
+		return nil, fmt.Errorf("hook: spool %s: %w (%d bytes, limit %d)", file, ErrSpoolTooLarge, fi.Size(), maxSpoolFile)
+	}
 	var paths []string
-	sc := bufio.NewScanner(io.LimitReader(f, maxSpoolFile))
+	// One byte over the limit tells a file that grew since the stat.
+	lr := &io.LimitedReader{R: f, N: maxSpoolFile + 1}
+	sc := bufio.NewScanner(lr)
 	sc.Buffer(make([]byte, 64<<10), 64<<10)
 	for sc.Scan() {
 		if line := strings.TrimSpace(sc.Text()); line != "" {
@@ -203,6 +290,9 @@ func ReadSpool(file string) ([]string, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("hook: spool %s: %w", file, err)
+	}
+	if lr.N == 0 {
+		return nil, fmt.Errorf("hook: spool %s: %w (limit %d bytes)", file, ErrSpoolTooLarge, maxSpoolFile)
 	}
 	return paths, nil
 }

@@ -204,6 +204,9 @@ func printStatus(w io.Writer, st *hook.Status) {
 	if st.Spooled > 0 {
 		q += fmt.Sprintf(", %d spool file(s) not yet read", st.Spooled)
 	}
+	if st.SpoolBad > 0 {
+		q += fmt.Sprintf(", %d unreadable spool file(s) in spool/bad (not queued; see the daemon's log)", st.SpoolBad)
+	}
 	if st.OldestPendingSeconds > 0 {
 		q += fmt.Sprintf(" (oldest waiting %s)", (time.Duration(st.OldestPendingSeconds) * time.Second).String())
 	}
@@ -273,9 +276,9 @@ func runWait(ctx context.Context, args []string) error {
 		// Spooled paths count as queued: a hook may have spooled while the
 		// daemon was restarting, and they are read within a second.
 		if st.Pending == 0 && st.InFlight == 0 && st.Spooled == 0 {
-			if st.Failed > 0 {
+			if st.Failed > 0 || st.SpoolBad > 0 {
 				printStatus(os.Stderr, st)
-				return &exitError{1, fmt.Errorf("queue drained, but %d path(s) failed", st.Failed)}
+				return &exitError{1, fmt.Errorf("queue drained, but %d path(s) failed and %d spool file(s) were unreadable", st.Failed, st.SpoolBad)}
 			}
 			return nil
 		}
