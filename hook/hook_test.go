@@ -184,9 +184,10 @@ func TestRunQueued(t *testing.T) {
 
 func TestRunReadsDrvWhenOutPathsEmpty(t *testing.T) {
 	sock, got := fakeDaemon(t, func(request) response { return response{OK: true} })
-	drv := filepath.Join(t.TempDir(), "x.drv")
+	store := t.TempDir()
+	drv := filepath.Join(store, "x.drv")
 	os.WriteFile(drv, []byte(`Derive([("dev","/nix/store/d-x-dev","",""),("out","/nix/store/o-x","","")],[],[],"x","/bin/sh",[],[])`), 0o644)
-	out := Run(context.Background(), Config{Socket: sock, StateDir: t.TempDir(), DrvPath: drv})
+	out := Run(context.Background(), Config{Socket: sock, StateDir: t.TempDir(), DrvPath: drv, StoreDir: store})
 	if !out.Queued {
 		t.Fatalf("outcome = %+v", out)
 	}

@@ -10,12 +10,24 @@ import (
 
 // Config is what nixs3q-hook needs, normally read from its environment.
 type Config struct {
-	Socket   string        // daemon socket; default DefaultSocket
-	StateDir string        // holds the spool; default DefaultStateDir
-	Timeout  time.Duration // budget for reaching the daemon; default 1500ms
-	OutPaths string        // OUT_PATHS: space-separated output paths
-	DrvPath  string        // DRV_PATH
+	Socket   string // daemon socket; default DefaultSocket
+	StateDir string // holds the spool; default DefaultStateDir
+	// Timeout is the budget for reading DRV_PATH and reaching the daemon;
+	// default 1500ms.
+	Timeout time.Duration
+	// SpoolTimeout is the budget for writing the spool file when the
+	// daemon could not be reached; default 500ms.
+	SpoolTimeout time.Duration
+	OutPaths     string // OUT_PATHS: space-separated output paths
+	DrvPath      string // DRV_PATH
+	// StoreDir is the store directory DRV_PATH must lie in; default
+	// NIX_STORE_DIR from the environment, else /nix/store.
+	StoreDir string
 }
+
+// DefaultStoreDir is the store directory the hook assumes when neither
+// Config.StoreDir nor NIX_STORE_DIR says otherwise.
+const DefaultStoreDir = "/nix/store"
 
 // ConfigFromEnv builds a Config from an environment lookup function.
 func ConfigFromEnv(getenv func(string) string) Config {
@@ -24,6 +36,7 @@ func ConfigFromEnv(getenv func(string) string) Config {
 		StateDir: getenv(StateDirEnv),
 		OutPaths: getenv("OUT_PATHS"),
 		DrvPath:  getenv("DRV_PATH"),
+		StoreDir: getenv("NIX_STORE_DIR"),
 	}
 }
 
@@ -38,9 +51,13 @@ type Outcome struct {
 
 // Run queues the outputs of one build: it sends them to the daemon and
 // waits for the durable acknowledgement, and when the daemon cannot be
-// reached in time it writes them to the spool instead. It never blocks
-// longer than about Timeout plus one spool write, and it never returns an
-// error: what went wrong is described in Outcome.Message, one line.
+// reached in time it writes them to the spool instead. Reading DRV_PATH and
+// reaching the daemon share Timeout; the spool write has SpoolTimeout; so it
+// never blocks longer than about their sum (or ctx's deadline, if sooner),
+// and it never returns an error: what went wrong is described in
+// Outcome.Message, one line. A spool write that misses its deadline is
+// abandoned (its temporary file is removed by the daemon later) and the
+// message says the paths were not queued.
 func Run(ctx context.Context, cfg Config) Outcome {
 	if cfg.Socket == "" {
 		cfg.Socket = DefaultSocket
@@ -51,9 +68,17 @@ func Run(ctx context.Context, cfg Config) Outcome {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 1500 * time.Millisecond
 	}
+	if cfg.SpoolTimeout <= 0 {
+		cfg.SpoolTimeout = 500 * time.Millisecond
+	}
+	if cfg.StoreDir == "" {
+		cfg.StoreDir = DefaultStoreDir
+	}
+	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
 	paths := strings.Fields(cfg.OutPaths)
 	if len(paths) == 0 && cfg.DrvPath != "" {
-		outs, err := OutputsFromDrv(cfg.DrvPath)
+		outs, err := OutputsFromDrv(cctx, cfg.DrvPath, cfg.StoreDir)
 		if err != nil {
 			return Outcome{Message: fmt.Sprintf("nixs3q-hook: no OUT_PATHS and %v; nothing queued", err)}
 		}
@@ -64,8 +89,6 @@ func Run(ctx context.Context, cfg Config) Outcome {
 	}
 	out := Outcome{Paths: paths}
 
-	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
 	err := send(cctx, cfg.Socket, paths, cfg.DrvPath)
 	if err == nil {
 		out.Queued = true
@@ -83,7 +106,9 @@ func Run(ctx context.Context, cfg Config) Outcome {
 		msg = refused.msg
 		paths = refused.rest
 	}
-	file, serr := WriteSpool(SpoolDir(cfg.StateDir), paths)
+	sctx, scancel := context.WithTimeout(ctx, cfg.SpoolTimeout)
+	defer scancel()
+	file, serr := writeSpoolWithin(sctx, SpoolDir(cfg.StateDir), paths)
 	if serr != nil {
 		out.Message = fmt.Sprintf("nixs3q-hook: %s and spool failed: %v; %d path(s) not queued", msg, serr, len(paths))
 		return out
@@ -91,6 +116,31 @@ func Run(ctx context.Context, cfg Config) Outcome {
 	out.Spooled = file
 	out.Message = fmt.Sprintf("nixs3q-hook: %s; %d path(s) spooled", msg, len(paths))
 	return out
+}
+
+// writeSpool is WriteSpool; tests replace it to simulate a stalled disk.
+var writeSpool = WriteSpool
+
+// writeSpoolWithin runs writeSpool, giving up when ctx is done. The write
+// then goes on in the background until the process exits; a file it leaves
+// half-written is a temporary one, which is never read.
+func writeSpoolWithin(ctx context.Context, dir string, paths []string) (string, error) {
+	type result struct {
+		file string
+		err  error
+	}
+	done := make(chan result, 1)
+	write := writeSpool
+	go func() {
+		file, err := write(dir, paths)
+		done <- result{file, err}
+	}()
+	select {
+	case r := <-done:
+		return r.file, r.err
+	case <-ctx.Done():
+		return "", fmt.Errorf("hook: spool write did not finish in time: %w", ctx.Err())
+	}
 }
 
 // refusedError reports paths the daemon refused as invalid. rest holds the
