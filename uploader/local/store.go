@@ -62,7 +62,7 @@ func (s *Store) removeStaleTemps(before time.Time) {
 			continue
 		}
 		for _, e := range entries {
-			if !strings.HasPrefix(e.Name(), ".tmp-") || !e.Type().IsRegular() {
+			if !strings.HasPrefix(e.Name(), tmpPrefix) || !e.Type().IsRegular() {
 				continue
 			}
 			if info, err := e.Info(); err == nil && info.ModTime().Before(before) {
