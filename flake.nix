@@ -26,7 +26,7 @@
           ];
         };
         # Checked by internal/nixfiles's test; refresh with scripts/vendor-hash.sh --update.
-        vendorHash = "sha256-XLdJNnIHIzxOiFmdi/zg1iRd58BCuSTN//Uq8fonG20=";
+        vendorHash = "sha256-ZzYyiT8NcgDtXKf593gGC+LC/B5BZJQhUG4GJ6MiJ1I=";
         subPackages = [ "cmd/nixs3q" "cmd/nixs3q-hook" ];
         env.CGO_ENABLED = 0;
         ldflags = [ "-s" "-w" "-X main.version=${version}" ];
