@@ -46,6 +46,21 @@ type Config struct {
 	PublicKey string
 	// Metrics, when set, receives upload latencies and failure reasons.
 	Metrics *metrics.Metrics
+
+	// MaxConns bounds the connections served at once, default 1024. One
+	// more is accepted and closed at once, so a client (the hook) sees
+	// the refusal instead of waiting in the listen backlog.
+	MaxConns int
+	// MaxConnsPerUID bounds the connections of one user other than root
+	// and the daemon's own user, default 32, so that one local user
+	// cannot take all of MaxConns.
+	MaxConnsPerUID int
+	// IdleTimeout closes a connection that starts no request for this
+	// long, default 2 minutes.
+	IdleTimeout time.Duration
+	// RequestTimeout bounds one whole request from its first byte: reading
+	// it, carrying it out and writing the reply, default 30s.
+	RequestTimeout time.Duration
 }
 
 func (c *Config) applyDefaults() {
@@ -70,6 +85,18 @@ func (c *Config) applyDefaults() {
 	if c.SpoolInterval == 0 {
 		c.SpoolInterval = time.Second
 	}
+	if c.MaxConns == 0 {
+		c.MaxConns = 1024
+	}
+	if c.MaxConnsPerUID == 0 {
+		c.MaxConnsPerUID = 32
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 2 * time.Minute
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 30 * time.Second
+	}
 }
 
 // Validate reports the first invalid setting, after defaults are applied.
@@ -90,6 +117,10 @@ func (c Config) Validate() error {
 		return errors.New("daemon: shutdown grace must not be negative")
 	case c.SpoolInterval < 10*time.Millisecond:
 		return errors.New("daemon: spool interval must be at least 10ms")
+	case c.MaxConns < 1 || c.MaxConnsPerUID < 1:
+		return errors.New("daemon: connection limits must be at least 1")
+	case c.IdleTimeout < 0 || c.RequestTimeout < 0:
+		return errors.New("daemon: timeouts must not be negative")
 	}
 	if c.AllowGroup != "" {
 		if _, err := lookupGroup(c.AllowGroup); err != nil {

@@ -62,7 +62,9 @@ func New(cfg Config, q *queue.Queue, up Uploader, log *zap.Logger) (*Daemon, err
 	p := newPool(q, up, rec.record, cfg, log)
 	h := &handler{storeDir: cfg.StoreDir, stateDir: cfg.StateDir, storeName: cfg.StoreName, publicKey: cfg.PublicKey, q: q, access: acc,
 		active: p.activeItems, transfers: up.Active, meter: meter, log: log}
-	srv := &hook.Server{Handler: h, Log: func(e hook.Event) { logEvent(log, e) }}
+	srv := &hook.Server{Handler: h, Log: newEventLog(log).report,
+		IdleTimeout: cfg.IdleTimeout, RequestTimeout: cfg.RequestTimeout,
+		MaxConns: cfg.MaxConns, MaxConnsPerUID: cfg.MaxConnsPerUID}
 	return &Daemon{cfg: cfg, q: q, log: log, access: acc, server: srv, pool: p, health: health,
 		ready: make(chan struct{})}, nil
 }

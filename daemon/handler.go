@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
+	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -95,15 +98,55 @@ func (h *handler) Retry(ctx context.Context, p hook.Peer, paths []string) (hook.
 	return hook.RetryResult{Retried: n}, nil
 }
 
-// logEvent reports what hook.Server cannot tell a client.
-func logEvent(log *zap.Logger, e hook.Event) {
+// eventLog writes what hook.Server cannot tell a client to the log, each
+// kind of event but a failed read at most once a second, with the count of
+// those held back, so that a flood of refusals cannot flood the log.
+type eventLog struct {
+	log  *zap.Logger
+	mu   sync.Mutex
+	next map[hook.EventKind]time.Time
+	held map[hook.EventKind]int
+}
+
+func newEventLog(log *zap.Logger) *eventLog {
+	return &eventLog{log: log, next: map[hook.EventKind]time.Time{}, held: map[hook.EventKind]int{}}
+}
+
+// report logs e unless one of its kind was logged less than a second ago.
+func (l *eventLog) report(e hook.Event) {
+	suppressed := 0
+	if e.Kind != hook.EventReadFailed {
+		now := time.Now()
+		l.mu.Lock()
+		if now.Before(l.next[e.Kind]) {
+			l.held[e.Kind]++
+			l.mu.Unlock()
+			return
+		}
+		suppressed = l.held[e.Kind]
+		l.held[e.Kind] = 0
+		l.next[e.Kind] = now.Add(time.Second)
+		l.mu.Unlock()
+	}
+	logEvent(l.log, e, suppressed)
+}
+
+// logEvent writes one event; suppressed counts the events of its kind held
+// back since the last one written.
+func logEvent(log *zap.Logger, e hook.Event, suppressed int) {
 	switch e.Kind {
 	case hook.EventAcceptFailed:
-		log.Warn("accept failed", zap.Error(e.Err))
+		log.Warn("accept failed; backing off", zap.Error(e.Err), zap.Duration("backoff", e.Backoff),
+			zap.Bool("out_of_descriptors", errors.Is(e.Err, syscall.EMFILE) || errors.Is(e.Err, syscall.ENFILE)),
+			zap.Int("suppressed", suppressed))
 	case hook.EventNoCredentials:
-		log.Warn("rejecting connection", zap.Error(e.Err))
+		log.Warn("rejecting connection", zap.Error(e.Err), zap.Int("suppressed", suppressed))
 	case hook.EventDenied:
-		log.Warn("refused request from unauthorised user", zap.String("op", e.Op), zap.Int("uid", e.Peer.UID), zap.Int("pid", e.Peer.PID))
+		log.Warn("refused request from unauthorised user", zap.String("op", e.Op), zap.Int("uid", e.Peer.UID),
+			zap.Int("pid", e.Peer.PID), zap.Int("suppressed", suppressed))
+	case hook.EventConnLimit:
+		log.Warn("connection limit reached; refusing connection", zap.Int("uid", e.Peer.UID),
+			zap.Int("pid", e.Peer.PID), zap.Int("suppressed", suppressed))
 	default:
 		log.Debug("connection read failed", zap.Error(e.Err), zap.Int("pid", e.Peer.PID))
 	}

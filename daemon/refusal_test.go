@@ -22,7 +22,13 @@ func TestManyRefusalsListedAndCounted(t *testing.T) {
 	for i := range 15_000 {
 		paths = append(paths, fmt.Sprintf("/not/in/the/store/%06d-%s", i, strings.Repeat("x", 100)))
 	}
-	_, err := e.enqueue(append([]string{good}, paths...)...)
+	// A long timeout: validating 15,000 paths under the race detector on a
+	// loaded machine takes a while.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := e.dial()
+	defer c.Close()
+	_, err := c.Enqueue(ctx, hook.EnqueueRequest{Paths: append([]string{good}, paths...), Source: "push"})
 	var refused *hook.RefusedError
 	if !errors.As(err, &refused) || refused.Invalid() != 15_000 || len(refused.Refused) != hook.MaxRefusals {
 		t.Fatalf("answer: %v", err)

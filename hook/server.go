@@ -2,10 +2,12 @@ package hook
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -34,6 +36,8 @@ type Event struct {
 	Peer Peer   // zero for EventAcceptFailed and EventNoCredentials
 	Op   string // for EventDenied
 	Err  error
+	// Backoff is how long the Server waits after an EventAcceptFailed.
+	Backoff time.Duration
 }
 
 // EventKind says what an Event is about.
@@ -50,6 +54,9 @@ const (
 	EventDenied
 	// EventReadFailed: a connection broke in the middle of a request.
 	EventReadFailed
+	// EventConnLimit: a connection over MaxConns or MaxConnsPerUID was
+	// refused.
+	EventConnLimit
 )
 
 // Server is the daemon's half of the protocol: it accepts connections, reads
@@ -69,15 +76,41 @@ type Server struct {
 	IdleTimeout time.Duration
 	// WriteTimeout bounds writing one answer, default 10 seconds.
 	WriteTimeout time.Duration
+	// RequestTimeout bounds one whole request from its first byte:
+	// reading it, carrying it out and writing the answer, default 30
+	// seconds.
+	RequestTimeout time.Duration
+	// MaxConns bounds the connections served at once, default 1024.
+	MaxConns int
+	// MaxConnsPerUID bounds the connections of one user other than root
+	// and the Server's own user, default 32, so that one local user
+	// cannot take all of MaxConns. A connection over a limit gets a
+	// one-line refusal before any of its input is read, and is closed.
+	MaxConnsPerUID int
 	// Log, when set, receives what the Server cannot tell a client. It is
 	// called from the connections' goroutines, concurrently.
 	Log func(Event)
 
-	conns sync.WaitGroup
+	conns  sync.WaitGroup
+	limits connLimits
 }
 
-func (s *Server) idleTimeout() time.Duration  { return orDefault(s.IdleTimeout, 2*time.Minute) }
-func (s *Server) writeTimeout() time.Duration { return orDefault(s.WriteTimeout, 10*time.Second) }
+// ReadOnlyLineLimit bounds a request line from a peer with ReadOnly access:
+// ping and status requests are a few dozen bytes.
+const ReadOnlyLineLimit = 4 << 10
+
+func (s *Server) idleTimeout() time.Duration    { return orDefault(s.IdleTimeout, 2*time.Minute) }
+func (s *Server) writeTimeout() time.Duration   { return orDefault(s.WriteTimeout, 10*time.Second) }
+func (s *Server) requestTimeout() time.Duration { return orDefault(s.RequestTimeout, 30*time.Second) }
+func (s *Server) maxConns() int                 { return orDefaultInt(s.MaxConns, 1024) }
+func (s *Server) maxConnsPerUID() int           { return orDefaultInt(s.MaxConnsPerUID, 32) }
+
+func orDefaultInt(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
+}
 
 func orDefault(d, def time.Duration) time.Duration {
 	if d <= 0 {
@@ -90,26 +123,50 @@ func orDefault(d, def time.Duration) time.Duration {
 // Then it closes l at once, so that new clients fail fast (the hook spools),
 // lets each connection finish the request it is carrying out, and returns
 // once every connection is closed. Requests are carried out with ctx.
+//
+// Each connection's peer credentials are read and checked against the
+// connection limits before any of its input is read. Accept errors, such
+// as running out of file descriptors (EMFILE), back off exponentially from
+// 5 ms up to a second instead of spinning.
 func (s *Server) Serve(ctx context.Context, l Listener) {
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
+	self := os.Geteuid()
+	var backoff time.Duration
 	for {
 		conn, err := l.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
-			s.log(Event{Kind: EventAcceptFailed, Err: err})
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log(Event{Kind: EventAcceptFailed, Err: err, Backoff: backoff})
 			select {
 			case <-ctx.Done():
-			case <-time.After(50 * time.Millisecond):
+			case <-time.After(backoff):
 			}
+			continue
+		}
+		backoff = 0
+		p, err := peerOf(conn)
+		if err != nil {
+			conn.Close()
+			s.log(Event{Kind: EventNoCredentials, Err: err})
+			continue
+		}
+		capped := p.UID != 0 && p.UID != self
+		if !s.limits.acquire(p.UID, capped, s.maxConns(), s.maxConnsPerUID()) {
+			_ = conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			s.reply(conn, response{Error: "too many connections; try again later"})
+			conn.Close()
+			s.log(Event{Kind: EventConnLimit, Peer: p})
 			continue
 		}
 		s.conns.Add(1)
 		go func() {
 			defer s.conns.Done()
-			s.serveConn(ctx, conn)
+			defer s.limits.release(p.UID)
+			s.serveConn(ctx, conn, p)
 		}()
 	}
 	s.conns.Wait()
@@ -122,26 +179,49 @@ func (s *Server) log(e Event) {
 }
 
 // serveConn answers requests on one connection, one line each, in order.
-func (s *Server) serveConn(ctx context.Context, conn Conn) {
+// Between requests it holds no read buffer: it waits for a request's first
+// byte with a one-byte read, for at most IdleTimeout. From that byte on,
+// reading the line, carrying it out and writing the answer must finish
+// within RequestTimeout. A ReadOnly peer may send lines of at most
+// ReadOnlyLineLimit bytes, a ReadWrite one MaxMessageSize.
+func (s *Server) serveConn(ctx context.Context, conn Conn, p Peer) {
 	defer conn.Close()
 	// Shutdown interrupts a connection waiting for its next request.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
-	p, err := peerOf(conn)
-	if err != nil {
-		s.log(Event{Kind: EventNoCredentials, Err: err})
-		return
+	access := s.Handler.Access(p)
+	sess := &session{h: s.Handler, peer: p, access: &access,
+		denied: func(p Peer, op string) { s.log(Event{Kind: EventDenied, Peer: p, Op: op}) }}
+	limit := MaxMessageSize
+	if access != ReadWrite {
+		limit = ReadOnlyLineLimit
 	}
-	sess := &session{h: s.Handler, peer: p, denied: func(p Peer, op string) { s.log(Event{Kind: EventDenied, Peer: p, Op: op}) }}
-	r := bufio.NewReaderSize(conn, 64<<10)
+	var r *bufio.Reader
 	for {
-		_ = conn.SetReadDeadline(time.Now().Add(s.idleTimeout()))
 		if ctx.Err() != nil {
 			return
 		}
-		line, err := readLine(r, MaxMessageSize)
+		if r == nil || r.Buffered() == 0 {
+			r = nil
+			_ = conn.SetReadDeadline(time.Now().Add(s.idleTimeout()))
+			var first [1]byte
+			if n, err := conn.Read(first[:]); n == 0 {
+				if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil && !isTimeout(err) {
+					s.log(Event{Kind: EventReadFailed, Peer: p, Err: err})
+				}
+				return
+			}
+			r = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(first[:]), conn), 4<<10)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		deadline := time.Now().Add(s.requestTimeout())
+		_ = conn.SetReadDeadline(deadline)
+		_ = conn.SetWriteDeadline(deadline)
+		line, err := readLine(r, limit)
 		if errors.Is(err, ErrTooLarge) {
-			s.reply(conn, response{Code: codeTooLarge, Error: fmt.Sprintf("message exceeds %d bytes", MaxMessageSize)})
+			s.reply(conn, response{Code: codeTooLarge, Error: fmt.Sprintf("message exceeds %d bytes", limit)})
 			return
 		}
 		if err != nil {
@@ -151,7 +231,11 @@ func (s *Server) serveConn(ctx context.Context, conn Conn) {
 			return
 		}
 		resp := sess.answer(ctx, line)
-		_ = conn.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
+		wd := time.Now().Add(s.writeTimeout())
+		if deadline.Before(wd) {
+			wd = deadline
+		}
+		_ = conn.SetWriteDeadline(wd)
 		if !s.reply(conn, resp) {
 			return
 		}
@@ -190,4 +274,44 @@ func peerOf(conn Conn) (Peer, error) {
 		return Peer{}, fmt.Errorf("hook: peer credentials: %w", cerr)
 	}
 	return Peer{UID: int(cred.Uid), GID: int(cred.Gid), PID: int(cred.Pid)}, nil
+}
+
+// connLimits counts the connections being served, overall and per uid.
+type connLimits struct {
+	mu    sync.Mutex
+	total int
+	byUID map[int]int
+}
+
+// acquire takes a slot for a connection of uid, counted against the
+// per-uid limit when capped; it reports false, taking nothing, when a
+// limit is reached.
+func (l *connLimits) acquire(uid int, capped bool, maxTotal, maxPerUID int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total >= maxTotal || (capped && l.byUID[uid] >= maxPerUID) {
+		return false
+	}
+	if l.byUID == nil {
+		l.byUID = make(map[int]int)
+	}
+	l.total++
+	l.byUID[uid]++
+	return true
+}
+
+func (l *connLimits) release(uid int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if l.byUID[uid]--; l.byUID[uid] == 0 {
+		delete(l.byUID, uid)
+	}
+}
+
+// held returns how many connections of uid are being served.
+func (l *connLimits) held(uid int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.byUID[uid]
 }
