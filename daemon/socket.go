@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -74,7 +76,7 @@ func listenSocket(path string, gid int) (net.Listener, error) {
 			return nil, fmt.Errorf("daemon: give socket to group %d: %w", gid, err)
 		}
 	}
-	if err := syscall.Listen(fd, syscall.SOMAXCONN); err != nil {
+	if err := syscall.Listen(fd, listenBacklog()); err != nil {
 		return nil, fmt.Errorf("daemon: listen on %s: %w", path, os.NewSyscallError("listen", err))
 	}
 	fl, err := net.FileListener(f)
@@ -93,6 +95,20 @@ func listenSocket(path string, gid int) (net.Listener, error) {
 		return nil, fmt.Errorf("daemon: socket: %w", err)
 	}
 	return &socketListener{UnixListener: ul, path: path, fi: fi}, nil
+}
+
+// listenBacklog is the kernel's limit on a listen backlog, as the net
+// package uses it for its own listeners (syscall.SOMAXCONN is only 128).
+func listenBacklog() int {
+	b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
+	if err != nil {
+		return syscall.SOMAXCONN
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n < 1 {
+		return syscall.SOMAXCONN
+	}
+	return min(n, 1<<16-1)
 }
 
 // checkSocketDir refuses a socket directory that another user could change:
