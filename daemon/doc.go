@@ -29,6 +29,20 @@
 //     access denied, another store directory) stops Run with an error
 //     wrapping ErrCacheUnusable before anything is listened on or queued.
 //     An unreachable cache does not: queueing never depends on the network.
+//   - Bounded resources per peer (enforced by hook.Server with the limits
+//     of Config): connections are limited overall and per user other than
+//     root and the daemon's, checked before any input is read; idle
+//     connections hold no buffer; a request must be read and answered
+//     within Config.RequestTimeout; status-only peers may send lines of
+//     4 KiB at most; accept errors back off; refusals and accept errors are
+//     logged at most once a second, with the count of those held back.
+//   - The socket is created only in a directory owned by root or the
+//     daemon's user that others cannot write, with its final mode and group
+//     (bound in a private directory and renamed into place); the umask is
+//     never changed; only a refused connection marks an old socket stale.
+//   - The spool is read only from a directory others cannot write, and only
+//     from regular files owned by root or the daemon's user; a file that
+//     cannot be read is moved to spool/bad/ and logged once.
 //   - One failing path never blocks the others: each queue item is retried
 //     with backoff on its own and ends in the failed list after its attempts.
 //     Items that ran out of attempts on transient errors go back to pending
