@@ -23,7 +23,8 @@
 //     in the daemon's queue, so Enqueue returning nil means the paths
 //     survive a crash.
 //   - A refused request changed nothing. Client methods return the refusal
-//     as a typed error: *RefusedError (listing each refused path and why),
+//     as a typed error: *RefusedError (listing up to MaxRefusals refused
+//     paths with their reasons, and counting them all),
 //     or an *Error matching ErrPermission, ErrVersion, ErrMalformed or
 //     ErrTooLarge. Any error matching ErrUnavailable means no answer came;
 //     the request may or may not have been carried out.
@@ -34,6 +35,12 @@
 //     Bad input gets an error answer; the Server keeps serving.
 //   - The peer's identity comes from the kernel (SO_PEERCRED), never from
 //     the request.
+//   - Bounded resources: connections are limited overall (MaxConns) and per
+//     user other than root and the Server's own (MaxConnsPerUID), checked
+//     before any input is read; an idle connection holds no read buffer; a
+//     request must be read and answered within RequestTimeout of its first
+//     byte; a ReadOnly peer's lines are limited to ReadOnlyLineLimit;
+//     accept errors (EMFILE) back off exponentially up to a second.
 //   - Serve stops accepting as soon as its context is cancelled, finishes
 //     the requests being carried out, and returns once every connection is
 //     closed.
@@ -42,6 +49,17 @@
 // the spool directory as a new file, atomically (temporary file, fsync,
 // rename, directory fsync). The daemon ingests spool files at start-up and
 // while it runs, and removes each only after its paths are durably queued.
+<<<<<<< HEAD
 // Run never fails a build: it returns within about its timeout plus one
 // spool write, and reports problems as one line.
+=======
+// The hook refuses a spool directory writable by group or others; ReadSpool
+// reads only regular files owned by root or the reader, never follows a
+// link or blocks on a FIFO, and refuses a file over 16 MiB whole.
+//
+// Budget: RunHook reads DRV_PATH (a regular *.drv file directly in the store,
+// opened with O_NOFOLLOW|O_NONBLOCK) and talks to the daemon within Timeout,
+// and writes the spool within SpoolTimeout, so a build waits at most their
+// sum.
+>>>>>>> e3cff19 (hook doc: refusal lists, spool checks and the budget)
 package hook
