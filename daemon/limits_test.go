@@ -2,9 +2,7 @@ package daemon
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -56,7 +54,10 @@ func TestHelperProcess(t *testing.T) {
 			conns = append(conns, c)
 			fmt.Fprintf(c, `{"v":%d,"op":"ping"}`+"\n", hook.Version)
 			c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			var resp hook.Response
+			var resp struct {
+				OK    bool   `json:"ok"`
+				Error string `json:"error"`
+			}
 			line, err := bufio.NewReader(c).ReadBytes('\n')
 			if err != nil || json.Unmarshal(line, &resp) != nil {
 				res["no_answer"]++
@@ -238,26 +239,26 @@ func TestConnectionLimitPerUID(t *testing.T) {
 		t.Errorf("as nobody, 40 connections: %v; want 5 served, 35 refused", res)
 	}
 	p := e.storePath("root-path")
-	if resp := e.call(hook.Request{Op: hook.OpEnqueue, Paths: []string{p}}); !resp.OK {
-		t.Errorf("root refused while nobody holds its limit: %+v", resp)
+	if _, err := e.enqueue(p); err != nil {
+		t.Errorf("root refused while nobody holds its limit: %v", err)
 	}
 	if n := len(e.logs.FilterMessageSnippet("connection limit reached").All()); n > 2 {
 		t.Errorf("%d log lines for 35 refused connections, want at most 2", n)
 	}
 	stdin.Close()
-	// The slots are freed when the connections close.
-	deadline := time.Now().Add(5 * time.Second)
+	// The slots are freed when the connections close: a new round gets
+	// its five again.
+	deadline := time.Now().Add(10 * time.Second)
 	for {
-		e.d.limits.mu.Lock()
-		n := e.d.limits.byUID[nobody]
-		e.d.limits.mu.Unlock()
-		if n == 0 {
+		_, _, out := runAsNobody(t, "hold", e.socket, 5)
+		res := readResult(t, out)
+		if res["ok"] == 5 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d slots of nobody still taken after its connections closed", n)
+			t.Fatalf("slots of nobody not freed after its connections closed: %v", res)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -320,56 +321,22 @@ func TestWholeRequestDeadline(t *testing.T) {
 	}
 }
 
-// emfileListener fails Accept with EMFILE until closed.
-type emfileListener struct {
-	mu    sync.Mutex
-	calls int
-	done  chan struct{}
-}
-
-func (l *emfileListener) Accept() (net.Conn, error) {
-	select {
-	case <-l.done:
-		return nil, net.ErrClosed
-	default:
-	}
-	l.mu.Lock()
-	l.calls++
-	l.mu.Unlock()
-	return nil, &net.OpError{Op: "accept", Net: "unix", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
-}
-func (l *emfileListener) Close() error   { close(l.done); return nil }
-func (l *emfileListener) Addr() net.Addr { return &net.UnixAddr{Name: "fake", Net: "unix"} }
-
-// Running out of descriptors makes accept back off, up to a second, and
-// log once a second, instead of retrying and logging every 50 ms.
-func TestAcceptBacksOffOnEMFILE(t *testing.T) {
+// 100 refusals of one kind in a burst make one log line; the next one,
+// a second later, says how many were held back.
+func TestEventLogRateLimited(t *testing.T) {
 	obs, logs := observer.New(zapcore.DebugLevel)
-	d := &Daemon{log: zap.New(obs), refuseLog: logLimiter{interval: time.Second}, acceptLog: logLimiter{interval: time.Second}}
-	d.cfg.applyDefaults()
-	l := &emfileListener{done: make(chan struct{})}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		d.serve(ctx, l)
-		close(done)
-	}()
-	time.Sleep(1500 * time.Millisecond)
-	cancel()
-	l.Close()
-	<-done
-	l.mu.Lock()
-	calls := l.calls
-	l.mu.Unlock()
-	// Backoff 5, 10, 20, ... 640 ms, then 1 s: about 9 calls in 1.5 s;
-	// a fixed 50 ms sleep would make 30.
-	if calls > 12 {
-		t.Errorf("%d accept calls in 1.5s of EMFILE", calls)
+	l := newEventLog(zap.New(obs))
+	for range 100 {
+		l.report(hook.Event{Kind: hook.EventDenied, Op: "enqueue"})
+		l.report(hook.Event{Kind: hook.EventConnLimit})
 	}
-	if n := logs.Len(); n < 1 || n > 2 {
-		t.Errorf("%d log lines in 1.5s of EMFILE, want 1 or 2", n)
+	if n := logs.Len(); n != 2 {
+		t.Fatalf("%d log lines for 100 refusals of each of two kinds, want 2", n)
 	}
-	if errors.Is(ctx.Err(), context.Canceled) && calls == 0 {
-		t.Error("accept was never called")
+	time.Sleep(1100 * time.Millisecond)
+	l.report(hook.Event{Kind: hook.EventDenied, Op: "enqueue"})
+	last := logs.All()[logs.Len()-1]
+	if last.ContextMap()["suppressed"] != int64(99) {
+		t.Errorf("line after the burst: %v, want suppressed=99", last.ContextMap())
 	}
 }

@@ -26,9 +26,12 @@ func TestManyRefusalsListedAndCounted(t *testing.T) {
 	// loaded machine takes a while.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := e.dial()
+	c, err := hook.Dial(ctx, e.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer c.Close()
-	_, err := c.Enqueue(ctx, hook.EnqueueRequest{Paths: append([]string{good}, paths...), Source: "push"})
+	_, err = c.Enqueue(ctx, hook.EnqueueRequest{Paths: append([]string{good}, paths...), Source: "push"})
 	var refused *hook.RefusedError
 	if !errors.As(err, &refused) || refused.Invalid() != 15_000 || len(refused.Refused) != hook.MaxRefusals {
 		t.Fatalf("answer: %v", err)

@@ -49,17 +49,12 @@
 // the spool directory as a new file, atomically (temporary file, fsync,
 // rename, directory fsync). The daemon ingests spool files at start-up and
 // while it runs, and removes each only after its paths are durably queued.
-<<<<<<< HEAD
-// Run never fails a build: it returns within about its timeout plus one
-// spool write, and reports problems as one line.
-=======
 // The hook refuses a spool directory writable by group or others; ReadSpool
 // reads only regular files owned by root or the reader, never follows a
 // link or blocks on a FIFO, and refuses a file over 16 MiB whole.
 //
-// Budget: RunHook reads DRV_PATH (a regular *.drv file directly in the store,
-// opened with O_NOFOLLOW|O_NONBLOCK) and talks to the daemon within Timeout,
-// and writes the spool within SpoolTimeout, so a build waits at most their
-// sum.
->>>>>>> e3cff19 (hook doc: refusal lists, spool checks and the budget)
+// Run never fails a build: it reads DRV_PATH (a regular *.drv file directly
+// in the store, opened with O_NOFOLLOW|O_NONBLOCK) and talks to the daemon
+// within Timeout, writes the spool within SpoolTimeout, so a build waits at
+// most their sum, and reports problems as one line.
 package hook

@@ -164,7 +164,7 @@ func TestDaemonMemoryUnderConnectionFlood(t *testing.T) {
 		var ds []time.Duration
 		for _, p := range ps {
 			start := time.Now()
-			out := hook.RunHook(context.Background(), hook.HookConfig{Socket: sock, StateDir: filepath.Join(dir, "state"), OutPaths: p})
+			out := hook.Run(context.Background(), hook.Config{Socket: sock, StateDir: filepath.Join(dir, "state"), OutPaths: p})
 			ds = append(ds, time.Since(start))
 			if !out.Queued {
 				t.Errorf("hook for %s not acknowledged: %+v", p, out)
