@@ -96,6 +96,10 @@ type Format struct {
 	// the NAR and before the narinfo, so a published path always has its
 	// listing. Off by default.
 	WriteNarListing bool
+
+	// Observer, when set, is told what Upload calls plan and finish, for
+	// progress displays. Nil: nobody is told.
+	Observer Observer
 }
 
 // DefaultConfig returns a Config with every default filled in, including

@@ -74,6 +74,9 @@ func (u *Uploader) acquire(ctx context.Context, p *plan, path string) *flight {
 		close(done)
 		f := &flight{path: path, refs: 1, finished: true, done: done, cancel: func() {}}
 		p.flights[path] = f
+		if u.cfg.Observer != nil {
+			u.cfg.Observer.Finished(path, nil)
+		}
 		return f
 	}
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -130,6 +133,10 @@ func (u *Uploader) subscribe(deps []*flight) <-chan *flight {
 
 func (u *Uploader) run(ctx context.Context, f *flight) {
 	err := u.publish(ctx, f)
+	if u.cfg.Observer != nil {
+		// Before anyone waiting for f learns that it finished.
+		u.cfg.Observer.Finished(f.path, err)
+	}
 	u.mu.Lock()
 	if u.flights[f.path] == f {
 		delete(u.flights, f.path)

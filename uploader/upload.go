@@ -103,6 +103,18 @@ func (u *Uploader) UploadBatch(ctx context.Context, roots []string, done func(ro
 	} else {
 		log.Info("uploading closures", zap.Int("roots", len(live)), zap.Int("paths", len(p.paths)), zap.Int("missing", len(missing)))
 	}
+	if o := u.cfg.Observer; o != nil {
+		for _, root := range live {
+			closure := p.closure(root)
+			sizes := make(map[string]uint64)
+			for _, path := range closure {
+				if p.state[path] == stateMissing {
+					sizes[path] = p.infos[path].NarSize
+				}
+			}
+			o.Planned(root, closure, sizes)
+		}
+	}
 	flights := make(map[string]*flight, len(missing))
 	for _, path := range missing {
 		flights[path] = u.acquire(ctx, p, path)
@@ -154,6 +166,9 @@ func (u *Uploader) skipFreshRoots(roots []string, done func(string, Result, erro
 	var rest []string
 	for _, r := range roots {
 		if k, ok := keyOf[r]; ok && fresh[k] {
+			if u.cfg.Observer != nil {
+				u.cfg.Observer.Planned(r, []string{r}, nil)
+			}
 			done(r, Result{Skipped: 1}, nil)
 			continue
 		}

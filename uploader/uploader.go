@@ -27,6 +27,23 @@ type Presence interface {
 	ForgetPresent(keys []string) error
 }
 
+// Observer follows Upload calls for a progress display. Its methods are
+// called from any goroutine, possibly concurrently, and must return
+// quickly without calling back into the Uploader.
+type Observer interface {
+	// Planned is called once per root of an Upload or UploadBatch call,
+	// once its closure has been looked up and before any of it is
+	// uploaded: closure lists the root's closure members (the root alone
+	// when a fresh presence-cache entry stands for its closure), missing
+	// maps those to be uploaded to their NAR sizes; the others are
+	// already in the cache or upstream.
+	Planned(root string, closure []string, missing map[string]uint64)
+	// Finished is called once per upload of a missing path when it ends,
+	// before any Upload call waiting for it returns: err is nil once its
+	// narinfo is published, else why it was not.
+	Finished(path string, err error)
+}
+
 // Uploader publishes closures of store paths to a Cache, keeping the cache
 // consistent for Nix clients at every moment: a narinfo is written only after
 // its NAR and the narinfos of all its references. It is safe for concurrent
