@@ -134,6 +134,16 @@ func (d *Display) Println(msg string) {
 	d.write(msg + "\n")
 }
 
+// Write writes p like Println, for loggers: a log line never lands in the
+// middle of the live line. p should end with a newline. It never fails.
+func (d *Display) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.clearLive()
+	d.write(string(p))
+	return len(p), nil
+}
+
 // Finish clears the live line and prints the summary of s:
 // how long it took, what was uploaded, what was present, what failed.
 // Later calls do nothing.

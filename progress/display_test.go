@@ -2,6 +2,7 @@ package progress
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -79,12 +80,17 @@ func TestLiveLineThrottledAndCleared(t *testing.T) {
 	d.Update(Snapshot{PathsTotal: 3, Present: 2})
 	d.Println("a message")
 	c.Advance(time.Second)
+	d.Update(Snapshot{PathsTotal: 3, Present: 2})
+	fmt.Fprintf(d, "a log line\n")
+	c.Advance(time.Second)
 	d.Finish(Snapshot{PathsTotal: 3, Present: 3})
 	want := "" +
 		"\r0/3 paths\x1b[K" +
 		"\r2/3 paths\x1b[K" +
 		"\r\x1b[Ka message\n" +
-		"3/3 paths done in 1.2s: 0 uploaded (0 B of NAR), 3 already in the cache\n"
+		"\r2/3 paths\x1b[K" +
+		"\r\x1b[Ka log line\n" +
+		"3/3 paths done in 2.2s: 0 uploaded (0 B of NAR), 3 already in the cache\n"
 	if got := out.String(); got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}

@@ -11,6 +11,10 @@ type Tracker struct {
 	plans    map[string]plan  // by root
 	wanted   map[string]int   // path -> number of plans it is missing in
 	finished map[string]error // outcome of wanted paths that finished
+	// streamed is the most NAR bytes seen streamed for a wanted path, so
+	// that a NAR whose stream ended, while its narinfo is being written,
+	// still counts.
+	streamed map[string]int64
 }
 
 type plan struct {
@@ -20,7 +24,7 @@ type plan struct {
 
 // NewTracker returns an empty Tracker.
 func NewTracker() *Tracker {
-	return &Tracker{plans: map[string]plan{}, wanted: map[string]int{}, finished: map[string]error{}}
+	return &Tracker{plans: map[string]plan{}, wanted: map[string]int{}, finished: map[string]error{}, streamed: map[string]int64{}}
 }
 
 // Planned records root's closure and the NAR sizes of the members to be
@@ -34,6 +38,7 @@ func (t *Tracker) Planned(root string, closure []string, missing map[string]uint
 	for p := range missing {
 		t.wanted[p]++
 		delete(t.finished, p)
+		delete(t.streamed, p)
 	}
 }
 
@@ -64,6 +69,7 @@ func (t *Tracker) forget(root string) {
 		if t.wanted[p]--; t.wanted[p] <= 0 {
 			delete(t.wanted, p)
 			delete(t.finished, p)
+			delete(t.streamed, p)
 		}
 	}
 }
@@ -78,8 +84,9 @@ func (t *Tracker) Has(root string) bool {
 
 // Snapshot adds up the union of the closures of roots (every planned root
 // when roots is nil; roots not planned are left out). active are the NARs
-// being uploaded now: those of paths to upload count towards BytesDone,
-// and the largest is Largest.
+// being uploaded now: those of paths to upload count towards BytesDone
+// (and keep counting after their stream ends, while their narinfo is
+// written), and the largest is Largest.
 func (t *Tracker) Snapshot(roots []string, active []Transfer) Snapshot {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -102,6 +109,11 @@ func (t *Tracker) Snapshot(roots []string, active []Transfer) Snapshot {
 			missing[p] = size
 		}
 	}
+	for _, a := range active {
+		if _, want := missing[a.Path]; want {
+			t.streamed[a.Path] = max(t.streamed[a.Path], a.Done)
+		}
+	}
 	var s Snapshot
 	s.PathsTotal = len(closure)
 	s.Present = len(closure) - len(missing)
@@ -110,6 +122,7 @@ func (t *Tracker) Snapshot(roots []string, active []Transfer) Snapshot {
 		err, done := t.finished[p]
 		switch {
 		case !done:
+			s.BytesDone += t.streamed[p]
 		case err == nil:
 			s.Uploaded++
 			s.BytesDone += int64(size)
@@ -121,11 +134,7 @@ func (t *Tracker) Snapshot(roots []string, active []Transfer) Snapshot {
 		if _, want := missing[a.Path]; !want {
 			continue
 		}
-		if _, done := t.finished[a.Path]; done {
-			continue
-		}
-		s.BytesDone += a.Done
-		if a.Size > s.Largest.Size {
+		if _, done := t.finished[a.Path]; !done && a.Size > s.Largest.Size {
 			s.Largest = a
 		}
 	}

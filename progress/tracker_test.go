@@ -19,6 +19,12 @@ func TestTracker(t *testing.T) {
 		t.Errorf("a: %+v\nwant %+v", got, want)
 	}
 
+	// a's stream ended; its narinfo is not written yet: its bytes still count.
+	got = tr.Snapshot([]string{"a"}, active[:1])
+	if got.BytesDone != 500 {
+		t.Errorf("BytesDone %d after a's stream ended, want 500", got.BytesDone)
+	}
+
 	tr.Finished("b", nil)
 	tr.Finished("a", errors.New("boom"))
 	got = tr.Snapshot(nil, nil)
@@ -37,7 +43,7 @@ func TestTracker(t *testing.T) {
 
 	tr.Forget("a")
 	tr.Forget("x")
-	if len(tr.plans)+len(tr.wanted)+len(tr.finished) != 0 {
+	if len(tr.plans)+len(tr.wanted)+len(tr.finished)+len(tr.streamed) != 0 {
 		t.Errorf("after forgetting every root: %d plans, %d wanted, %d finished", len(tr.plans), len(tr.wanted), len(tr.finished))
 	}
 	if tr.Has("a") {
