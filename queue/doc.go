@@ -24,6 +24,11 @@
 //   - Concurrency. A Queue is safe for concurrent use by many goroutines. The
 //     file is locked for one process: a second Open fails after
 //     Config.LockTimeout with an error matching ErrLocked.
+//   - Priority lane. Paths someone waits for (Prioritize, in memory only)
+//     are claimed before the backlog, but never with the whole of a claim
+//     while the backlog has due items; ClaimUrgent claims only them.
+//     States says where paths stand (queued, finished in the history, or
+//     neither) from one snapshot, for waiters.
 //   - Cheap reads. Stats reads counters kept in the same transactions as the
 //     changes they count; Claim and NextDue use an index ordered by due time;
 //     the failed list is read from an index of failed items, so status costs

@@ -9,13 +9,28 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Claim leases up to max due pending items (NextAttempt not after now),
-// earliest due first, and returns them. The leases are committed and
-// fsynced before Claim returns; a lease lasts until Complete, Fail or
-// Release, or until the next Open of the file (crash recovery). Claim reads
-// the due index only, never the whole queue. When nothing is due it returns
-// no items and writes nothing.
+// Claim leases up to max due pending items (NextAttempt not after now) and
+// returns them. Items marked by Prioritize come first, earliest due first;
+// the rest come earliest due first from the due index. When both kinds are
+// due, at least a quarter of the claim (at least one item; for a claim of
+// one item, every fourth claim) goes to the unmarked backlog, so that
+// waited-for work never starves it. The leases are committed and fsynced
+// before Claim returns; a lease lasts until Complete, Fail or Release, or
+// until the next Open of the file (crash recovery). Claim reads the due
+// index and the marked items only, never the whole queue. When nothing is
+// due it returns no items and writes nothing.
 func (q *Queue) Claim(max int) ([]Item, error) {
+	return q.claim(max, false)
+}
+
+// ClaimUrgent is Claim restricted to the items marked by Prioritize: a
+// worker kept free for waited-for work calls it, so that such work never
+// waits for a worker busy with the backlog.
+func (q *Queue) ClaimUrgent(max int) ([]Item, error) {
+	return q.claim(max, true)
+}
+
+func (q *Queue) claim(max int, urgentOnly bool) ([]Item, error) {
 	if max <= 0 {
 		return nil, nil
 	}
@@ -23,17 +38,9 @@ func (q *Queue) Claim(max int) ([]Item, error) {
 	err := q.update("claim", func(tx *bolt.Tx) error {
 		out = out[:0]
 		now := q.cfg.Now()
-		var paths []string
-		c := tx.Bucket([]byte(bDue)).Cursor()
-		for k, _ := c.First(); k != nil && len(paths) < max; k, _ = c.Next() {
-			due, path, err := parseTimeKey(k)
-			if err != nil {
-				return err
-			}
-			if due.After(now) {
-				break
-			}
-			paths = append(paths, path)
+		paths, err := q.pick(tx, max, urgentOnly)
+		if err != nil {
+			return err
 		}
 		if len(paths) == 0 {
 			return errNoChange

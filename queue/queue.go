@@ -84,6 +84,11 @@ type Queue struct {
 	mu     sync.RWMutex
 	closed bool
 
+	// umu guards the in-memory urgent marks (see Prioritize) and turn.
+	umu    sync.Mutex
+	urgent map[string]int
+	turn   int // claims of one item made while both lanes had due items
+
 	// The group committer's state (see commit.go).
 	pmu      sync.Mutex
 	waiting  []*writeReq
@@ -123,6 +128,7 @@ func Open(cfg Config, log *zap.Logger) (*Queue, error) {
 		cfg:      cfg,
 		db:       db,
 		notify:   make(chan struct{}, 1),
+		urgent:   make(map[string]int),
 		kick:     make(chan struct{}, 1),
 		stopping: make(chan struct{}),
 		stopped:  make(chan struct{}),
