@@ -35,6 +35,11 @@
 //     Config.CompressionLevel) and the cache's part buffers; at most
 //     Config.Concurrency streams run at once. A NAR listing, when asked for,
 //     holds the tree's names and symlink targets, never file contents.
+//   - Priority: NARs of calls made under Urgent take the next free
+//     streaming slot before other waiting uploads; nothing streaming is
+//     interrupted, and without urgent calls slots go in arrival order.
+//   - Progress: Config.Observer, when set, learns each root's plan and each
+//     uploaded path's outcome.
 //   - Sharing: concurrent Upload calls share the upload of every common path
 //     (one flight per store path); each waits for it.
 //   - Dedup: a path is in the cache when its narinfo is. Fresh presence-cache

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -16,7 +17,8 @@ type flight struct {
 	path  string
 	owner *plan // the plan of the call that started it, whose view it uses
 
-	refs     int // interested callers and referrers; at 0 the flight is cancelled
+	refs     int         // interested callers and referrers; at 0 the flight is cancelled
+	urgent   atomic.Bool // an urgent call needs it (see Urgent)
 	cancel   context.CancelFunc
 	finished bool
 	waiters  []chan<- *flight // notified once when finished
@@ -58,12 +60,19 @@ func (e *refError) Unwrap() error { return e.err }
 func (u *Uploader) acquire(ctx context.Context, p *plan, path string) *flight {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	urgent := isUrgent(ctx)
 	if f := p.flights[path]; f != nil && (f.finished || f.refs > 0) {
 		f.refs++
+		if urgent {
+			f.urgent.Store(true)
+		}
 		return f
 	}
 	if f := u.flights[path]; f != nil {
 		f.refs++
+		if urgent {
+			f.urgent.Store(true)
+		}
 		p.flights[path] = f
 		return f
 	}
@@ -81,6 +90,7 @@ func (u *Uploader) acquire(ctx context.Context, p *plan, path string) *flight {
 	}
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	f := &flight{path: path, owner: p, refs: 1, cancel: cancel, done: make(chan struct{})}
+	f.urgent.Store(urgent)
 	u.flights[path] = f
 	p.flights[path] = f
 	go u.run(fctx, f)
@@ -187,16 +197,19 @@ func (u *Uploader) publish(ctx context.Context, f *flight) error {
 
 	// Wait for a streaming slot, unless a reference fails first. Waiting
 	// for references never holds a slot, so flights cannot starve each other.
+	slot := u.slots.wait(&f.urgent)
 acquireSlot:
 	for {
 		select {
-		case u.sem <- struct{}{}:
+		case <-slot.ready:
 			break acquireSlot
 		case d := <-notify:
 			if take(d); refErr != nil {
+				u.slots.cancel(slot)
 				return refErr
 			}
 		case <-ctx.Done():
+			u.slots.cancel(slot)
 			return fmt.Errorf("uploader: %s: %w", f.path, ctx.Err())
 		}
 	}
@@ -217,7 +230,7 @@ acquireSlot:
 		}
 	}()
 	nar, narErr := u.putNAR(narCtx, info, log)
-	<-u.sem
+	u.slots.release()
 	stopNAR()
 	<-watched
 	if refErr != nil {

@@ -57,7 +57,7 @@ type Uploader struct {
 	upstreamKeys []nix.PublicKey // parsed Config.SkipSignedBy
 	log          *zap.Logger
 	codec        *codec
-	sem          chan struct{} // one token per NAR being streamed
+	slots        *slots // one per NAR being streamed
 
 	mu        sync.Mutex
 	flights   map[string]*flight // store path -> upload in progress
@@ -137,7 +137,7 @@ func New(cfg Config, cache Cache, src PathInfoSource, presence Presence, key *ni
 		key:          key,
 		log:          log,
 		codec:        c,
-		sem:          make(chan struct{}, cfg.Concurrency),
+		slots:        newSlots(cfg.Concurrency),
 		flights:      make(map[string]*flight),
 		published:    make(map[string]time.Time),
 		transfers:    make(map[*transfer]struct{}),

@@ -1,0 +1,95 @@
+package uploader
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+type urgentKey struct{}
+
+// Urgent returns a context under which Upload and UploadBatch calls are
+// urgent: someone waits for them. Their NARs, and those of the references
+// they need, take the next free streaming slot before any other upload
+// waiting for one; uploads already streaming are never interrupted. An
+// urgent call that joins an upload another call started makes it urgent
+// too.
+func Urgent(ctx context.Context) context.Context {
+	return context.WithValue(ctx, urgentKey{}, true)
+}
+
+func isUrgent(ctx context.Context) bool {
+	v, _ := ctx.Value(urgentKey{}).(bool)
+	return v
+}
+
+// slots hands out the Concurrency NAR streaming slots: in the order asked
+// for, except that a waiter whose flight is urgent goes first. It is safe
+// for concurrent use.
+type slots struct {
+	mu      sync.Mutex
+	free    int
+	waiters []*slotWaiter // in arrival order
+}
+
+type slotWaiter struct {
+	ready   chan struct{} // closed once the slot is granted
+	urgent  *atomic.Bool  // read when a slot frees up, so it may change while waiting
+	granted bool          // guarded by slots.mu
+}
+
+func newSlots(n int) *slots { return &slots{free: n} }
+
+// wait asks for a slot. The slot is the caller's once w.ready is closed;
+// it must then be given back with release, or with cancel if the caller
+// gives up first.
+func (s *slots) wait(urgent *atomic.Bool) *slotWaiter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := &slotWaiter{ready: make(chan struct{}), urgent: urgent}
+	if s.free > 0 {
+		s.free--
+		w.granted = true
+		close(w.ready)
+		return w
+	}
+	s.waiters = append(s.waiters, w)
+	return w
+}
+
+// cancel withdraws w; a slot granted to it meanwhile is passed on.
+func (s *slots) cancel(w *slotWaiter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w.granted {
+		s.grantLocked()
+		return
+	}
+	if i := slices.Index(s.waiters, w); i >= 0 {
+		s.waiters = slices.Delete(s.waiters, i, i+1)
+	}
+}
+
+// release gives a slot back, to the first urgent waiter if any, else to
+// the longest waiting one.
+func (s *slots) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.grantLocked()
+}
+
+func (s *slots) grantLocked() {
+	if len(s.waiters) == 0 {
+		s.free++
+		return
+	}
+	i := slices.IndexFunc(s.waiters, func(w *slotWaiter) bool { return w.urgent.Load() })
+	if i < 0 {
+		i = 0
+	}
+	w := s.waiters[i]
+	s.waiters = slices.Delete(s.waiters, i, i+1)
+	w.granted = true
+	close(w.ready)
+}

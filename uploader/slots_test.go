@@ -1,0 +1,121 @@
+package uploader
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func granted(w *slotWaiter) bool {
+	select {
+	case <-w.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+func TestSlotsUrgentFirst(t *testing.T) {
+	s := newSlots(1)
+	var no, yes atomic.Bool
+	yes.Store(true)
+	a := s.wait(&no)
+	if !granted(a) {
+		t.Fatal("first waiter not granted a free slot")
+	}
+	b := s.wait(&no)
+	var late atomic.Bool
+	c := s.wait(&late)
+	d := s.wait(&yes)
+	late.Store(true) // c becomes urgent while waiting
+	s.release()      // a done: c is the first urgent waiter
+	if !granted(c) || granted(b) || granted(d) {
+		t.Fatalf("after release: b %v c %v d %v, want c", granted(b), granted(c), granted(d))
+	}
+	s.cancel(d) // d gives up before being granted
+	s.release() // c done: b, the only one left
+	if !granted(b) {
+		t.Fatal("b not granted")
+	}
+	s.cancel(b) // b gives up after being granted: the slot is free again
+	e := s.wait(&no)
+	if !granted(e) {
+		t.Fatal("slot given up by b not free")
+	}
+}
+
+// TestUrgentUploadOvertakesBacklog: with one streaming slot and a cache
+// that takes a while per NAR, an urgent upload started after a backlog of
+// twenty paths streams its NAR right after the one in progress, not after
+// the whole backlog.
+func TestUrgentUploadOvertakesBacklog(t *testing.T) {
+	s := newFakeStore(t)
+	var backlog []string
+	for i := range 20 {
+		backlog = append(backlog, s.add(t, fmt.Sprintf("backlog-%02d", i), map[string]string{"f": fmt.Sprint(i)}))
+	}
+	mine := s.add(t, "mine", map[string]string{"f": "urgent"})
+	c := newFakeCache()
+	c.beforePut = func(key string) {
+		if strings.HasPrefix(key, "nar/") {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	rec := &orderObserver{}
+	cfg := testConfig(s.dir)
+	cfg.Concurrency = 1
+	cfg.Observer = rec
+	u := newTestUploader(t, cfg, c, s, nil, nil)
+
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		u.UploadBatch(ctx, backlog, func(string, Result, error) {})
+	})
+	// Wait until the backlog holds the slot and the rest queue behind it.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(u.Active()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("backlog never started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := u.Upload(Urgent(ctx), mine); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	narOrder := rec.order()
+	pos := -1
+	for i, p := range narOrder {
+		if p == mine {
+			pos = i
+		}
+	}
+	if pos < 0 || pos > 3 {
+		t.Errorf("urgent path finished %dth of %d, want among the first few: %v", pos+1, len(narOrder), narOrder)
+	}
+}
+
+// orderObserver records the order in which paths finish.
+type orderObserver struct {
+	mu   sync.Mutex
+	done []string
+}
+
+func (o *orderObserver) Planned(string, []string, map[string]uint64) {}
+
+func (o *orderObserver) Finished(path string, _ error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.done = append(o.done, path)
+}
+
+func (o *orderObserver) order() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.done...)
+}
