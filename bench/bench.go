@@ -70,6 +70,7 @@ var groups = []struct {
 	{"closure", []string{"upload-closure", "compression-cost"}, (*env).measureClosure},
 	{"big", []string{"upload-big", "upload-big-rss"}, (*env).measureBig},
 	{"dedup", []string{"dedup-cold", "dedup-warm"}, (*env).measureDedup},
+	{"copy", []string{"copy-closure", "copy-big", "copy-big-rss", "copy-dedup"}, (*env).measureCopy},
 }
 
 // allRows lists every row name, in order.

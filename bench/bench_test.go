@@ -62,6 +62,9 @@ func TestSmallBenchmark(t *testing.T) {
 		"upload-big":     cfg.runs,
 		"latency":        cfg.latencySamples * cfg.runs,
 		"dedup-cold":     cfg.dedupPaths + 1,
+		"copy-closure":   cfg.closurePaths * cfg.runs,
+		"copy-big":       cfg.runs,
+		"copy-dedup":     cfg.dedupPaths + 1,
 	}
 	for _, r := range rep.Rows {
 		if want, ok := wantVerified[r.Name]; ok && r.Verified != want {
