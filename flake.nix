@@ -26,7 +26,7 @@
           ];
         };
         # Checked by internal/nixfiles's test; refresh with scripts/vendor-hash.sh --update.
-        vendorHash = "sha256-ZzYyiT8NcgDtXKf593gGC+LC/B5BZJQhUG4GJ6MiJ1I=";
+        vendorHash = "sha256-ygxvgJmymg4g+ohEVBJAVjC6kLhe90Wio2Aq+tOH+As=";
         subPackages = [ "cmd/nixs3q" "cmd/nixs3q-hook" ];
         env.CGO_ENABLED = 0;
         ldflags = [ "-s" "-w" "-X main.version=${version}" ];
