@@ -65,6 +65,10 @@ type Config struct {
 	// with the upstream cache, so clients must use both. Empty: upload
 	// every closure member.
 	SkipSignedBy []string
+
+	// Observer, when set, is told what Upload calls plan and finish, for
+	// progress displays. Nil: nobody is told.
+	Observer Observer
 }
 
 // Format is how objects are written to the cache. Zero fields take the
@@ -96,10 +100,6 @@ type Format struct {
 	// the NAR and before the narinfo, so a published path always has its
 	// listing. Off by default.
 	WriteNarListing bool
-
-	// Observer, when set, is told what Upload calls plan and finish, for
-	// progress displays. Nil: nobody is told.
-	Observer Observer
 }
 
 // DefaultConfig returns a Config with every default filled in, including

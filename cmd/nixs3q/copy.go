@@ -133,10 +133,10 @@ func copyUploader(ctx context.Context, f copyFlags, obs uploader.Observer, log *
 		return nil, &exitError{2, err}
 	}
 	if f.compression != "" {
-		spec.Compression = f.compression
+		spec.Format.Compression = f.compression
 	}
 	if f.compressionLevel != 0 {
-		spec.CompressionLevel = f.compressionLevel
+		spec.Format.CompressionLevel = f.compressionLevel
 	}
 	keyFile := f.secretKeyFile
 	if keyFile == "" {
@@ -150,15 +150,11 @@ func copyUploader(ctx context.Context, f copyFlags, obs uploader.Observer, log *
 		return nil, &exitError{2, err}
 	}
 	ucfg := uploader.Config{
-		StoreDir:         f.storeDir,
-		Compression:      spec.Compression,
-		CompressionLevel: spec.CompressionLevel,
-		Concurrency:      f.jobs,
-		Priority:         spec.Priority,
-		WantMassQuery:    spec.WantMassQuery,
-		SkipSignedBy:     f.skipSignedBy,
-		WriteNarListing:  spec.WriteNarListing,
-		Observer:         obs,
+		StoreDir:     f.storeDir,
+		Format:       spec.Format,
+		Concurrency:  f.jobs,
+		SkipSignedBy: f.skipSignedBy,
+		Observer:     obs,
 	}
 	if f.jobs < 1 {
 		return nil, &exitError{2, errors.New("--jobs must be at least 1")}
