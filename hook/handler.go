@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Peer is the process at the other end of a connection, as the kernel
@@ -48,6 +49,11 @@ type Handler interface {
 	Retry(ctx context.Context, p Peer, paths []string) (RetryResult, error)
 	// Status reports the queue.
 	Status(ctx context.Context) (*Status, error)
+	// Wait reports where the closures of req.Paths (never empty) stand,
+	// holding the answer as WaitRequest describes and returning early
+	// when ctx is cancelled. It may serve the paths ahead of the backlog
+	// for a peer with ReadWrite access.
+	Wait(ctx context.Context, p Peer, req WaitRequest) (*WaitState, error)
 }
 
 // session is one connection's protocol state.
@@ -82,6 +88,22 @@ func (s *session) answer(ctx context.Context, line []byte) response {
 			return failure(err)
 		}
 		return response{OK: true, Status: st}
+	case opWait:
+		if len(req.Paths) == 0 {
+			return response{Code: codeMalformed, Error: "no paths given"}
+		}
+		if req.HoldMillis < 0 {
+			return response{Code: codeMalformed, Error: "negative hold"}
+		}
+		hold := MaxHold
+		if req.HoldMillis < MaxHold.Milliseconds() {
+			hold = time.Duration(req.HoldMillis) * time.Millisecond
+		}
+		st, err := s.h.Wait(ctx, s.peer, WaitRequest{Paths: req.Paths, Hold: hold, Since: req.Since})
+		if err != nil {
+			return failure(err)
+		}
+		return response{OK: true, Wait: st}
 	case opEnqueue, opRetry:
 		if s.access == nil {
 			a := s.h.Access(s.peer)

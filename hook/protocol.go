@@ -33,6 +33,7 @@ const (
 	opRetry   = "retry"   // move failed paths (all when none named) back to pending; needs write access
 	opStatus  = "status"  // report the queue; open to every local user
 	opPing    = "ping"    // check the daemon answers
+	opWait    = "wait"    // report where the closures of paths stand, holding the answer until one finishes; open to every local user
 )
 
 // request is one client message on the wire.
@@ -44,6 +45,9 @@ type request struct {
 	Drv string `json:"drv,omitempty"`
 	// Source says who sent the request: "hook", "push", "spool".
 	Source string `json:"source,omitempty"`
+	// HoldMillis and Since belong to a wait (see WaitRequest).
+	HoldMillis int64  `json:"hold_ms,omitempty"`
+	Since      uint64 `json:"since,omitempty"`
 }
 
 // response is the daemon's answer to one request on the wire. OK is false
@@ -59,12 +63,13 @@ type response struct {
 	Refused []Refusal `json:"refused,omitempty"`
 	// RefusedCount is the number of invalid paths of a refused enqueue,
 	// which may exceed len(Refused).
-	RefusedCount  int     `json:"refused_count,omitempty"`
-	Added         int     `json:"added,omitempty"`
-	AlreadyQueued int     `json:"already_queued,omitempty"`
-	Requeued      int     `json:"requeued,omitempty"`
-	Retried       int     `json:"retried,omitempty"`
-	Status        *Status `json:"status,omitempty"`
+	RefusedCount  int        `json:"refused_count,omitempty"`
+	Added         int        `json:"added,omitempty"`
+	AlreadyQueued int        `json:"already_queued,omitempty"`
+	Requeued      int        `json:"requeued,omitempty"`
+	Retried       int        `json:"retried,omitempty"`
+	Status        *Status    `json:"status,omitempty"`
+	Wait          *WaitState `json:"wait,omitempty"`
 }
 
 // Error codes in a response. They let the client return typed errors.

@@ -53,6 +53,11 @@ func (f *fakeHandler) Retry(ctx context.Context, p Peer, paths []string) (RetryR
 	return RetryResult{Retried: 3}, nil
 }
 
+func (f *fakeHandler) Wait(ctx context.Context, p Peer, req WaitRequest) (*WaitState, error) {
+	f.note(fmt.Sprintf("wait %s hold=%s since=%d", strings.Join(req.Paths, ","), req.Hold, req.Since))
+	return &WaitState{Version: 7, Done: true, Paths: []WaitPath{{Path: req.Paths[0], State: WaitPublished, Uploaded: 2}}}, nil
+}
+
 func (f *fakeHandler) Status(ctx context.Context) (*Status, error) {
 	f.note("status")
 	return f.status, nil
@@ -305,5 +310,32 @@ func TestServeStopsOnCancel(t *testing.T) {
 	if c, err := net.Dial("unix", sock); err == nil {
 		c.Close()
 		t.Fatal("listener still accepts after cancellation")
+	}
+}
+
+func TestWaitOperation(t *testing.T) {
+	h := &fakeHandler{access: ReadOnly}
+	c, ctx := dial(t, serve(t, h, nil))
+	st, err := c.Wait(ctx, WaitRequest{Paths: []string{"/nix/store/a"}, Hold: 1500 * time.Millisecond, Since: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Version != 7 || !st.Done || len(st.Paths) != 1 || st.Paths[0].State != WaitPublished || st.Paths[0].Uploaded != 2 || !st.Paths[0].Finished() {
+		t.Errorf("wait state %+v", st)
+	}
+	// A read-only peer may wait; a hold beyond MaxHold is cut to it.
+	if _, err := c.Wait(ctx, WaitRequest{Paths: []string{"/nix/store/b"}, Hold: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"wait /nix/store/a hold=1.5s since=3", "wait /nix/store/b hold=30s since=0"}
+	if got := h.seen(); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("handler saw %q, want %q", got, want)
+	}
+	// No paths: refused before the handler.
+	if _, err := c.Wait(ctx, WaitRequest{}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("wait without paths: %v, want ErrMalformed", err)
+	}
+	if len(h.seen()) != 2 {
+		t.Errorf("the handler saw a wait without paths")
 	}
 }
