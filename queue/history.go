@@ -13,9 +13,10 @@ type Outcome struct {
 	// Dropped is true when the path vanished (garbage-collected) before it
 	// could be uploaded; it is recorded as dropped, not uploaded.
 	Dropped  bool   `json:"dropped,omitempty"`
-	Uploaded int    `json:"uploaded,omitempty"` // store paths of the closure actually uploaded
-	Bytes    int64  `json:"bytes,omitempty"`    // bytes sent (compressed)
-	Skipped  int    `json:"skipped,omitempty"`  // closure members already in the cache
+	Uploaded int    `json:"uploaded,omitempty"`  // store paths of the closure actually uploaded
+	Bytes    int64  `json:"bytes,omitempty"`     // bytes sent (compressed)
+	NarBytes int64  `json:"nar_bytes,omitempty"` // uncompressed NAR bytes of those uploads
+	Skipped  int    `json:"skipped,omitempty"`   // closure members already in the cache
 	Detail   string `json:"detail,omitempty"`
 }
 

@@ -27,6 +27,9 @@ func (q *Queue) Claim(max int) ([]Item, error) {
 // worker kept free for waited-for work calls it, so that such work never
 // waits for a worker busy with the backlog.
 func (q *Queue) ClaimUrgent(max int) ([]Item, error) {
+	if q.Urgent() == 0 {
+		return nil, nil // no transaction when nobody waits
+	}
 	return q.claim(max, true)
 }
 

@@ -49,6 +49,13 @@ func (q *Queue) Urgent() int {
 	return len(q.urgent)
 }
 
+// IsUrgent reports whether path is marked by Prioritize.
+func (q *Queue) IsUrgent(path string) bool {
+	q.umu.Lock()
+	defer q.umu.Unlock()
+	return q.urgent[path] > 0
+}
+
 func (q *Queue) urgentPaths() []string {
 	q.umu.Lock()
 	defer q.umu.Unlock()
