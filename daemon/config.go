@@ -12,6 +12,7 @@ import (
 	"github.com/nixs3q/nixs3q/hook"
 	"github.com/nixs3q/nixs3q/metrics"
 	"github.com/nixs3q/nixs3q/nix"
+	"github.com/nixs3q/nixs3q/progress"
 )
 
 // Config configures a Daemon. The zero value of each field means its default.
@@ -61,6 +62,10 @@ type Config struct {
 	// RequestTimeout bounds one whole request from its first byte: reading
 	// it, carrying it out and writing the reply, default 30s.
 	RequestTimeout time.Duration
+	// Progress, when set, is the Observer of the daemon's uploader: wait
+	// answers then report the progress of closures being uploaded, not
+	// only of finished ones.
+	Progress *progress.Tracker
 }
 
 func (c *Config) applyDefaults() {

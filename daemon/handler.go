@@ -13,6 +13,7 @@ import (
 
 	"github.com/nixs3q/nixs3q/hook"
 	"github.com/nixs3q/nixs3q/nix"
+	"github.com/nixs3q/nixs3q/progress"
 	"github.com/nixs3q/nixs3q/queue"
 	"github.com/nixs3q/nixs3q/uploader"
 )
@@ -28,6 +29,8 @@ type handler struct {
 	active                        func() []queue.Item        // items the workers process
 	transfers                     func() []uploader.Transfer // NARs being uploaded
 	meter                         *rateMeter
+	waiters                       *waiters
+	tracker                       *progress.Tracker // nil: no progress of uploads in flight
 	log                           *zap.Logger
 }
 

@@ -15,6 +15,11 @@ import (
 // claimer is what the pool needs from the queue.
 type claimer interface {
 	Claim(max int) ([]queue.Item, error)
+	// ClaimUrgent and IsUrgent concern the paths someone waits for
+	// (queue.Prioritize).
+	ClaimUrgent(max int) ([]queue.Item, error)
+	IsUrgent(path string) bool
+	Urgent() int
 	NextDue() (time.Time, bool)
 	Notify() <-chan struct{}
 }
@@ -28,6 +33,13 @@ type batchUploader interface {
 // pool claims due items from the queue and runs them on at most workers
 // goroutines, a batch per goroutine, handing each item's outcome to the
 // recorder as soon as it is known. It knows which items are in flight.
+//
+// Items someone waits for (queue.Prioritize) have a lane of their own: one
+// more goroutine that claims only them, so that they never wait for a
+// worker busy with the backlog, and their uploads run under
+// uploader.Urgent, so that their NARs take the next free streaming slot.
+// Marked items that a regular claim takes run as an urgent batch of their
+// own within that worker.
 type pool struct {
 	q         claimer
 	up        batchUploader
@@ -54,15 +66,40 @@ func (p *pool) run(ctx context.Context) {
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	sem := make(chan struct{}, p.workers)
-	done := make(chan struct{}, p.workers)
+	urgentSem := make(chan struct{}, 1) // the urgent lane
+	done := make(chan struct{}, p.workers+1)
 	var wg sync.WaitGroup
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	start := func(slot chan struct{}, items []queue.Item) {
+		slot <- struct{}{}
+		for _, it := range items {
+			p.setActive(it, true)
+		}
+		wg.Go(func() {
+			p.processSplit(workCtx, items)
+			<-slot
+			select { // a wake-up hint; one pending is enough
+			case done <- struct{}{}:
+			default:
+			}
+		})
+	}
 
 	for ctx.Err() == nil {
-		free := p.workers - len(sem)
 		claimed, claimErr := 0, error(nil)
-		if free > 0 {
+		if len(urgentSem) == 0 {
+			items, err := p.q.ClaimUrgent(p.batchSize)
+			if err != nil {
+				p.log.Error("claim failed", zap.Error(err))
+				claimErr = err
+			}
+			if len(items) > 0 {
+				claimed += len(items)
+				start(urgentSem, items)
+			}
+		}
+		if len(sem) < p.workers {
 			// One slot takes a whole batch of due items: their metadata is
 			// read in one query and their closures looked up together.
 			items, err := p.q.Claim(p.batchSize)
@@ -70,22 +107,9 @@ func (p *pool) run(ctx context.Context) {
 				p.log.Error("claim failed", zap.Error(err))
 				claimErr = err
 			}
-			claimed = len(items)
 			if len(items) > 0 {
-				sem <- struct{}{}
-				for _, it := range items {
-					p.setActive(it, true)
-				}
-				wg.Add(1)
-				go func(items []queue.Item) {
-					defer wg.Done()
-					p.process(workCtx, items)
-					<-sem
-					select { // a wake-up hint; one pending is enough
-					case done <- struct{}{}:
-					default:
-					}
-				}(items)
+				claimed += len(items)
+				start(sem, items)
 			}
 		}
 		wait := time.Minute
@@ -94,6 +118,11 @@ func (p *pool) run(ctx context.Context) {
 		}
 		if len(sem) == p.workers {
 			wait = time.Hour // nothing can start until a worker is free
+			if len(urgentSem) == 0 && p.q.Urgent() > 0 {
+				// ...but the urgent lane: a waited-for item retried later
+				// becomes due without a notification.
+				wait = time.Second
+			}
 		}
 		if wait == 0 && claimed > 0 && claimErr == nil {
 			continue
@@ -134,6 +163,27 @@ func (p *pool) drain(wg *sync.WaitGroup, cancel context.CancelFunc) {
 	p.log.Info("shutdown grace over: leaving unfinished items queued", zap.Int("in_flight", p.inFlight()))
 	cancel()
 	<-finished
+}
+
+// processSplit runs the items someone waits for as an urgent batch and the
+// others as a plain one, side by side, and returns when both are done.
+func (p *pool) processSplit(ctx context.Context, items []queue.Item) {
+	var urgent, plain []queue.Item
+	for _, it := range items {
+		if p.q.IsUrgent(it.Path) {
+			urgent = append(urgent, it)
+		} else {
+			plain = append(plain, it)
+		}
+	}
+	var wg sync.WaitGroup
+	if len(urgent) > 0 {
+		wg.Go(func() { p.process(uploader.Urgent(ctx), urgent) })
+	}
+	if len(plain) > 0 {
+		p.process(ctx, plain)
+	}
+	wg.Wait()
 }
 
 // process uploads a batch of items and hands each outcome on.

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/nixs3q/nixs3q/metrics"
+	"github.com/nixs3q/nixs3q/progress"
 	"github.com/nixs3q/nixs3q/queue"
 	"github.com/nixs3q/nixs3q/uploader"
 )
@@ -35,6 +36,8 @@ type recorder struct {
 	metrics *metrics.Metrics // may be nil
 	meter   *rateMeter
 	health  *cacheHealth
+	waiters *waiters          // told of every recorded outcome
+	tracker *progress.Tracker // may be nil; forgets each recorded root
 	log     *zap.Logger
 }
 
@@ -50,7 +53,7 @@ func (r *recorder) record(workCtx context.Context, o outcome) {
 	case err == nil:
 		log.Info("uploaded", zap.Int("uploaded", res.Uploaded), zap.Int("skipped", res.Skipped),
 			zap.Int64("bytes", res.Bytes), zap.Duration("took", o.took))
-		err = r.q.Complete(it.Path, queue.Outcome{Uploaded: res.Uploaded, Skipped: res.Skipped, Bytes: res.Bytes})
+		err = r.q.Complete(it.Path, queue.Outcome{Uploaded: res.Uploaded, Skipped: res.Skipped, Bytes: res.Bytes, NarBytes: res.NarBytes})
 		r.metrics.Uploaded(o.took, it.EnqueuedAt, res.NarBytes, res.Uploaded+res.Skipped)
 		r.health.succeeded()
 	case errors.Is(err, uploader.ErrPathGone):
@@ -81,5 +84,11 @@ func (r *recorder) record(workCtx context.Context, o outcome) {
 	}
 	if err != nil {
 		log.Error("recording the outcome failed", zap.Error(err))
+	}
+	if r.tracker != nil {
+		r.tracker.Forget(it.Path)
+	}
+	if r.waiters != nil {
+		r.waiters.changed(it.Path)
 	}
 }
