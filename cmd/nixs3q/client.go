@@ -15,6 +15,7 @@ import (
 
 	"github.com/nixs3q/nixs3q/hook"
 	"github.com/nixs3q/nixs3q/nix"
+	"github.com/nixs3q/nixs3q/progress"
 )
 
 func defaultSocket() string {
@@ -115,8 +116,12 @@ func cliStoreDir() string {
 }
 
 func runPush(ctx context.Context, args []string) error {
-	fs := newFlags("push", "[--socket PATH] PATH...")
+	fs := newFlags("push", "[--socket PATH] [--wait [--timeout D]] PATH...")
 	socket := fs.String("socket", defaultSocket(), "daemon socket (env NIXS3Q_SOCKET)")
+	wait := fs.Bool("wait", false, "then wait until the closures of these paths are in the cache (as 'nixs3q wait PATH...')")
+	timeout := fs.Duration("timeout", 0, "with --wait: give up after this long (0: wait forever)")
+	var pf progressFlags
+	pf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, errSilent}
 	}
@@ -124,23 +129,41 @@ func runPush(ctx context.Context, args []string) error {
 		fs.Usage()
 		return &exitError{2, errSilent}
 	}
+	var disp *progress.Display
+	var live bool
+	if *wait {
+		var err error
+		if disp, live, err = pf.display("nixs3q push: "); err != nil {
+			return &exitError{2, err}
+		}
+	}
 	var paths []string
 	for _, p := range fs.Args() {
 		paths = append(paths, resolvePath(p, cliStoreDir()))
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	var res hook.EnqueueResult
-	err := withClient(ctx, *socket, func(c *hook.Client) (err error) {
-		res, err = c.Enqueue(ctx, hook.EnqueueRequest{Paths: paths, Source: "push"})
-		return err
-	})
+	err := func() error {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		return withClient(ctx, *socket, func(c *hook.Client) (err error) {
+			res, err = c.Enqueue(ctx, hook.EnqueueRequest{Paths: paths, Source: "push"})
+			return err
+		})
+	}()
 	if err != nil {
 		return err
 	}
 	fmt.Printf("queued %d path(s): %d new, %d already queued, %d failed before and retried\n",
 		len(paths), res.Added, res.AlreadyQueued, res.Requeued)
-	return nil
+	if !*wait {
+		return nil
+	}
+	if *timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *timeout)
+		defer cancel()
+	}
+	return waitPaths(ctx, *socket, paths, *timeout, disp, live)
 }
 
 func runRetry(ctx context.Context, args []string) error {
@@ -179,11 +202,22 @@ func fetchStatus(ctx context.Context, socket string) (*hook.Status, error) {
 }
 
 func runStatus(ctx context.Context, args []string) error {
-	fs := newFlags("status", "[--socket PATH] [--json]")
+	fs := newFlags("status", "[--socket PATH] [--json] [--watch [--interval D]]")
 	socket := fs.String("socket", defaultSocket(), "daemon socket (env NIXS3Q_SOCKET)")
 	asJSON := fs.Bool("json", false, "print machine-readable JSON")
+	watch := fs.Bool("watch", false, "refresh the view in place until interrupted")
+	interval := fs.Duration("interval", 2*time.Second, "with --watch: time between refreshes")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, errSilent}
+	}
+	if *watch {
+		if *asJSON {
+			return &exitError{2, errors.New("--watch and --json do not go together")}
+		}
+		if *interval <= 0 {
+			return &exitError{2, errors.New("--interval must be positive")}
+		}
+		return watchStatus(ctx, *socket, *interval)
 	}
 	st, err := fetchStatus(ctx, *socket)
 	if err != nil {
@@ -196,6 +230,34 @@ func runStatus(ctx context.Context, args []string) error {
 	}
 	printStatus(os.Stdout, st)
 	return nil
+}
+
+// watchStatus redraws the status view every interval until ctx is done
+// (Ctrl-C), which ends it with status 0. On a terminal the view is
+// replaced in place; elsewhere each view is printed after the last. A
+// daemon that cannot be reached is reported in the view, and asked again.
+func watchStatus(ctx context.Context, socket string, interval time.Duration) error {
+	term, size := progress.Terminal(os.Stdout)
+	b := progress.NewBlock(os.Stdout, term, size)
+	for {
+		var view strings.Builder
+		fmt.Fprintf(&view, "nixs3q status, every %s: %s\n", interval, time.Now().Format("15:04:05"))
+		st, err := fetchStatus(ctx, socket)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			fmt.Fprintf(&view, "%v\n", err)
+		default:
+			printStatus(&view, st)
+		}
+		b.Draw(view.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
+	}
 }
 
 func printStatus(w io.Writer, st *hook.Status) {
@@ -250,43 +312,4 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-func runWait(ctx context.Context, args []string) error {
-	fs := newFlags("wait", "[--socket PATH] [--timeout D]")
-	socket := fs.String("socket", defaultSocket(), "daemon socket (env NIXS3Q_SOCKET)")
-	timeout := fs.Duration("timeout", 0, "give up after this long (0: wait forever)")
-	interval := fs.Duration("interval", 200*time.Millisecond, "how often to ask the daemon")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{2, errSilent}
-	}
-	if *timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *timeout)
-		defer cancel()
-	}
-	for {
-		st, err := fetchStatus(ctx, *socket)
-		if err != nil {
-			if ctx.Err() != nil {
-				return &exitError{2, fmt.Errorf("timed out after %s", *timeout)}
-			}
-			return err
-		}
-		// Spooled paths count as queued: a hook may have spooled while the
-		// daemon was restarting, and they are read within a second.
-		if st.Pending == 0 && st.InFlight == 0 && st.Spooled == 0 {
-			if st.Failed > 0 || st.SpoolBad > 0 {
-				printStatus(os.Stderr, st)
-				return &exitError{1, fmt.Errorf("queue drained, but %d path(s) failed and %d spool file(s) were unreadable", st.Failed, st.SpoolBad)}
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return &exitError{2, fmt.Errorf("timed out after %s: %d pending, %d in flight, %d failed, %d spool file(s)",
-				*timeout, st.Pending, st.InFlight, st.Failed, st.Spooled)}
-		case <-time.After(*interval):
-		}
-	}
 }

@@ -21,10 +21,10 @@ import (
 
 type copyFlags struct {
 	to, secretKeyFile, compression, storeDir, nixBin string
-	logLevel, logFormat, progressMode                string
+	logLevel, logFormat                              string
 	jobs, compressionLevel, maxAttempts              int
 	skipSignedBy                                     listFlag
-	progressInterval                                 time.Duration
+	progress                                         progressFlags
 }
 
 // runCopy publishes the closures of the named paths in this process: the
@@ -43,8 +43,7 @@ func runCopy(ctx context.Context, args []string) error {
 	fs.Var(&f.skipSignedBy, "skip-signed-by", "do not upload closure members signed by this upstream cache key (repeatable)")
 	fs.StringVar(&f.storeDir, "store-dir", nix.DefaultStoreDir, "the Nix store directory")
 	fs.StringVar(&f.nixBin, "nix", "nix", "the nix command used to read store metadata")
-	fs.StringVar(&f.progressMode, "progress", "auto", "auto (a live line on a terminal, plain lines otherwise), plain, or none")
-	fs.DurationVar(&f.progressInterval, "progress-interval", progress.DefaultInterval, "time between two plain progress lines")
+	f.progress.register(fs)
 	fs.StringVar(&f.logLevel, "log-level", "warn", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "console", "console or json")
 	if err := fs.Parse(args); err != nil {
@@ -57,23 +56,9 @@ func runCopy(ctx context.Context, args []string) error {
 	if f.maxAttempts < 1 {
 		return &exitError{2, errors.New("--max-attempts must be at least 1")}
 	}
-	if f.progressInterval <= 0 {
-		return &exitError{2, errors.New("--progress-interval must be positive")}
-	}
-	var disp *progress.Display
-	switch f.progressMode {
-	case "auto", "plain":
-		term, size := progress.Terminal(os.Stderr)
-		disp = progress.New(progress.Config{
-			Out:      os.Stderr,
-			Terminal: term && f.progressMode == "auto",
-			Size:     size,
-			Interval: f.progressInterval,
-			Prefix:   "nixs3q copy: ",
-		})
-	case "none":
-	default:
-		return &exitError{2, fmt.Errorf("--progress must be auto, plain or none, got %q", f.progressMode)}
+	disp, _, err := f.progress.display("nixs3q copy: ")
+	if err != nil {
+		return &exitError{2, err}
 	}
 	var logOut io.Writer = os.Stderr
 	if disp != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/nixs3q/nixs3q/hook"
 	"github.com/nixs3q/nixs3q/metrics"
 	"github.com/nixs3q/nixs3q/nix"
+	"github.com/nixs3q/nixs3q/progress"
 	"github.com/nixs3q/nixs3q/queue"
 	"github.com/nixs3q/nixs3q/uploader"
 	"github.com/nixs3q/nixs3q/uploader/storeurl"
@@ -123,12 +124,15 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 		}
 		log.Warn("secret key file is exposed; starting anyway (--allow-exposed-key)", zap.Error(err))
 	}
+	tracker := progress.NewTracker()
 	ucfg := uploader.Config{
 		StoreDir:     f.storeDir,
 		Format:       spec.Format,
 		Concurrency:  f.workers,
 		PresenceTTL:  f.presenceTTL,
 		SkipSignedBy: f.skipSignedBy,
+		// Follows the uploads for the progress that wait reports.
+		Observer: tracker,
 	}
 	if err := ucfg.Validate(); err != nil {
 		return &exitError{2, err}
@@ -184,6 +188,7 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 		StoreName:     cache.String(),
 		PublicKey:     key.Public().String(),
 		Metrics:       m,
+		Progress:      tracker,
 	}, q, up, log.Named("daemon"))
 	if err != nil {
 		return &exitError{2, err}

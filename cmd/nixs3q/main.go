@@ -26,9 +26,10 @@ const usage = `nixs3q: publish Nix build outputs to an S3 or local binary cache
 
 Usage:
   nixs3q daemon --store URL --secret-key-file FILE [flags]   run the upload daemon
-  nixs3q push [--socket PATH] PATH...                         queue store paths by hand
-  nixs3q status [--socket PATH] [--json]                      show the queue, uploads and failures
-  nixs3q wait [--socket PATH] [--timeout D]                   block until the queue is drained
+  nixs3q push [--socket PATH] [--wait] PATH...                queue store paths by hand (and wait for them)
+  nixs3q status [--socket PATH] [--json | --watch]            show the queue, uploads and failures
+  nixs3q wait [--socket PATH] [--timeout D] [PATH...]         block until these closures are in the cache
+                                                              (no PATH: until the queue is drained)
   nixs3q retry [--socket PATH] [PATH...]                      move failed paths back to pending
   nixs3q init --store URL --secret-key-file FILE [flags]      set up a cache and print what clients need
   nixs3q doctor [--store URL] [--secret-key-file FILE] [...]  check every link from builder to clients
