@@ -121,8 +121,17 @@ func waitPaths(ctx context.Context, socket string, paths []string, timeout time.
 			if ctx.Err() != nil {
 				return waitTimedOut(ctx, timeout, paths, last, disp)
 			}
+			var refused *hook.RefusedError
+			if errors.As(err, &refused) {
+				var b strings.Builder
+				fmt.Fprintf(&b, "%d of %d path(s) cannot be waited for:", len(refused.Refused), refused.Total)
+				for _, r := range refused.Refused {
+					fmt.Fprintf(&b, "\n  %s: %s", r.Path, r.Reason)
+				}
+				return &exitError{2, errors.New(b.String())}
+			}
 			if !errors.Is(err, hook.ErrUnavailable) {
-				return withClient(ctx, socket, func(*hook.Client) error { return err })
+				return err
 			}
 			if lastErr == nil {
 				say(disp, fmt.Sprintf("nixs3q wait: cannot reach the daemon at %s (%v); asking again every second", socket, err))
