@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/nixs3q/nixs3q/hook"
+	"github.com/nixs3q/nixs3q/progress"
 	"github.com/nixs3q/nixs3q/queue"
 	"github.com/nixs3q/nixs3q/uploader"
 )
@@ -27,7 +28,7 @@ func newTestHandler(t *testing.T) (*handler, string) {
 	h := &handler{storeDir: storeDir, stateDir: filepath.Join(base, "state"), storeName: "file:///cache",
 		q: openQueue(t, 3), access: access{self: 999, groupID: -1},
 		active: func() []queue.Item { return nil }, transfers: func() []uploader.Transfer { return nil },
-		meter: newRateMeter(time.Second), log: zaptest.NewLogger(t)}
+		meter: newRateMeter(time.Second), waiters: newWaiters(), tracker: progress.NewTracker(), log: zaptest.NewLogger(t)}
 	return h, storeDir
 }
 

@@ -137,3 +137,71 @@ func TestPoolShutdownGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPoolUrgentLane: with the only worker stuck on a backlog batch, an
+// item someone waits for is still claimed and uploaded at once, under
+// uploader.Urgent, and the backlog still finishes.
+func TestPoolUrgentLane(t *testing.T) {
+	q := openQueue(t, 3)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	urgentCtx := map[string]bool{}
+	up := batchFunc(func(ctx context.Context, roots []string, done func(string, uploader.Result, error)) {
+		mu.Lock()
+		for _, r := range roots {
+			urgentCtx[r] = uploader.IsUrgent(ctx)
+		}
+		mu.Unlock()
+		if !uploader.IsUrgent(ctx) {
+			<-release
+		}
+		for _, r := range roots {
+			done(r, uploader.Result{Uploaded: 1}, nil)
+		}
+	})
+	var rec outcomes
+	p := newPool(q, up, rec.record, Config{Workers: 1, BatchSize: 4, ShutdownGrace: time.Second}, zaptest.NewLogger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	finished := make(chan struct{})
+	go func() { defer close(finished); p.run(ctx) }()
+	defer func() { cancel(); <-finished }()
+
+	var backlog []string
+	for i := range 8 {
+		backlog = append(backlog, fmt.Sprintf("/nix/store/backlog-%d", i))
+	}
+	if _, err := q.Enqueue(ctx, backlog); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for p.inFlight() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	mine := "/nix/store/mine"
+	defer q.Prioritize([]string{mine})()
+	if _, err := q.Enqueue(ctx, []string{mine}); err != nil {
+		t.Fatal(err)
+	}
+	for rec.count() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	rec.mu.Lock()
+	got := rec.got[mine]
+	n := len(rec.got)
+	rec.mu.Unlock()
+	if got != 1 || n != 1 {
+		t.Fatalf("while the backlog is stuck: recorded %v, want only %s", rec.got, mine)
+	}
+	mu.Lock()
+	if !urgentCtx[mine] || urgentCtx[backlog[0]] {
+		t.Errorf("urgent contexts %v: want only %s urgent", urgentCtx, mine)
+	}
+	mu.Unlock()
+	close(release)
+	for rec.count() < len(backlog)+1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := rec.count(); n != len(backlog)+1 {
+		t.Errorf("recorded %d items, want all %d", n, len(backlog)+1)
+	}
+}

@@ -60,7 +60,7 @@ func (e *refError) Unwrap() error { return e.err }
 func (u *Uploader) acquire(ctx context.Context, p *plan, path string) *flight {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	urgent := isUrgent(ctx)
+	urgent := IsUrgent(ctx)
 	if f := p.flights[path]; f != nil && (f.finished || f.refs > 0) {
 		f.refs++
 		if urgent {

@@ -19,7 +19,8 @@ func Urgent(ctx context.Context) context.Context {
 	return context.WithValue(ctx, urgentKey{}, true)
 }
 
-func isUrgent(ctx context.Context) bool {
+// IsUrgent reports whether ctx was made by Urgent.
+func IsUrgent(ctx context.Context) bool {
 	v, _ := ctx.Value(urgentKey{}).(bool)
 	return v
 }
