@@ -85,12 +85,6 @@ func waitHold(live bool) time.Duration {
 // goes away is asked again every second until the timeout: a restart loses
 // nothing, and the paths are still queued.
 func waitPaths(ctx context.Context, socket string, paths []string, timeout time.Duration, disp *progress.Display, live bool) error {
-	var c *hook.Client
-	defer func() {
-		if c != nil {
-			c.Close()
-		}
-	}()
 	var since uint64
 	var last *hook.WaitState
 	var lastErr error
@@ -99,25 +93,21 @@ func waitPaths(ctx context.Context, socket string, paths []string, timeout time.
 		if ctx.Err() != nil {
 			return waitTimedOut(ctx, timeout, paths, last, disp)
 		}
+		// One connection per poll: a connection's deadline is fixed when
+		// it is dialled, and each poll needs a deadline of its own.
 		var st *hook.WaitState
 		err := func() error {
 			rctx, cancel := context.WithTimeout(ctx, hold+20*time.Second)
 			defer cancel()
-			var err error
-			if c == nil {
-				if c, err = hook.Dial(rctx, socket); err != nil {
-					c = nil
-					return err
-				}
+			c, err := hook.Dial(rctx, socket)
+			if err != nil {
+				return err
 			}
+			defer c.Close()
 			st, err = c.Wait(rctx, hook.WaitRequest{Paths: paths, Hold: hold, Since: since})
 			return err
 		}()
 		if err != nil {
-			if c != nil {
-				c.Close()
-				c = nil
-			}
 			if ctx.Err() != nil {
 				return waitTimedOut(ctx, timeout, paths, last, disp)
 			}
