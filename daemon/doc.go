@@ -4,12 +4,15 @@
 //
 // Daemon only assembles these parts, each testable on its own:
 //   - handler carries out protocol requests (hook.Handler): it decides
-//     access, validates paths, queues them, retries failures and assembles
-//     the status. hook.Server does the framing, decoding and checks.
+//     access, validates paths, queues them, retries failures, assembles
+//     the status and answers wait long polls (wait.go). hook.Server does
+//     the framing, decoding and checks.
 //   - pool claims due items and runs them on at most Workers goroutines,
-//     handing every outcome to the recorder.
+//     plus one goroutine for the items someone waits for, handing every
+//     outcome to the recorder.
 //   - recorder is the one place outcomes are recorded: the queue, the
-//     metrics, the throughput meter and the cache's health.
+//     metrics, the throughput meter, the cache's health, the waiters of
+//     the path and the progress tracker.
 //   - cacheHealth checks the cache at start-up, keeps checking in the
 //     background while it is unreachable, and revives items that failed
 //     during an outage once uploads succeed again.
@@ -48,6 +51,11 @@
 //     Items that ran out of attempts on transient errors go back to pending
 //     by themselves after the next successful upload.
 //   - A path garbage-collected while queued is dropped with a log line.
+//   - A wait is answered as soon as every path in it is finished, within
+//     moments of the outcome being recorded, or after its hold; it never
+//     polls. Paths waited for by a peer that may enqueue are claimed ahead
+//     of the backlog (which keeps a share of every claim) and upload under
+//     uploader.Urgent, for as long as the peer keeps asking and 10 s more.
 //   - On shutdown (context cancelled, SIGTERM in main) intake stops at once,
 //     in-flight uploads get a bounded grace period, and whatever is not
 //     finished stays queued for the next start.

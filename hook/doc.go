@@ -15,8 +15,10 @@
 // Protocol: a client connects to the daemon's Unix socket and writes one JSON
 // object per line (a request); the daemon answers each with one JSON line,
 // in order. A line is at most MaxMessageSize bytes. Callers never see the
-// lines: Client has one method per operation (Enqueue, Retry, Status, Ping)
-// returning typed results, and the daemon implements Handler.
+// lines: Client has one method per operation (Enqueue, Retry, Status, Ping,
+// Wait) returning typed results, and the daemon implements Handler. Wait is
+// a long poll: the daemon may hold its answer (up to MaxHold) until one of
+// the paths finishes.
 //
 // Promises:
 //   - An enqueue is answered only after the paths are committed and fsynced
