@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nixs3q/nixs3q/internal/vt"
 )
 
 // clock is a fake clock that tests move by hand.
@@ -195,7 +197,7 @@ func TestBlockPlain(t *testing.T) {
 }
 
 func TestBlockRedrawsInPlace(t *testing.T) {
-	scr := newScreen(20, 6)
+	scr := vt.New(20, 6)
 	b := NewBlock(scr, true, func() (int, int) { return 20, 6 })
 	b.Draw("queue: 5 pending\nuploading:\n  a very long line that does not fit\n")
 	b.Draw("queue: 0 pending\n")
@@ -206,7 +208,7 @@ func TestBlockRedrawsInPlace(t *testing.T) {
 	if got, want := scr.String(), "1\n2\n3\n4\n..."; got != want {
 		t.Errorf("screen:\n%s\nwant:\n%s", got, want)
 	}
-	if scr.wrapped {
+	if scr.Wrapped() {
 		t.Error("a line wrapped")
 	}
 }

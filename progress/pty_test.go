@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+
+	"github.com/nixs3q/nixs3q/internal/vt"
 )
 
 const ptyChildEnv = "NIXS3Q_PROGRESS_PTY_CHILD"
@@ -68,7 +70,7 @@ func TestUnderPseudoTerminal(t *testing.T) {
 	}
 	defer ptmx.Close()
 	defer goW.Close()
-	scr := newScreen(120, 10)
+	scr := vt.New(120, 10)
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
@@ -97,12 +99,12 @@ func TestUnderPseudoTerminal(t *testing.T) {
 	if !strings.Contains(final, ": 11 uploaded (40.0 MiB of NAR") || !strings.HasSuffix(final, "0 already in the cache, 1 failed") {
 		t.Errorf("summary not as expected:\n%s", final)
 	}
-	if scr.wrapped {
+	if scr.Wrapped() {
 		t.Error("a line wrapped on the terminal")
 	}
 }
 
-func waitScreen(t *testing.T, scr *screen, ok func(string) bool) string {
+func waitScreen(t *testing.T, scr *vt.Screen, ok func(string) bool) string {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {

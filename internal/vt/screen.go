@@ -1,4 +1,9 @@
-package progress
+// Package vt is the part of a terminal emulator that tests need to check
+// what a person sees of nixs3q's progress displays: printable characters,
+// CR, LF (as CR LF, which is what a tty's line discipline makes of it),
+// cursor up (ESC [ n A), erase to end of line (ESC [ K) and erase to end of
+// screen (ESC [ J). Other escape sequences are read and ignored.
+package vt
 
 import (
 	"strconv"
@@ -6,12 +11,9 @@ import (
 	"sync"
 )
 
-// screen is the part of a terminal emulator the displays rely on:
-// printable characters, CR, LF (as CR LF, which is what a tty's line
-// discipline makes of it), cursor up (ESC [ n A), erase to end of line
-// (ESC [ K) and erase to end of screen (ESC [ J). It shows what a person
-// would see. wrapped records that a line ran past the last column.
-type screen struct {
+// Screen is a terminal screen of fixed size, fed by Write. It is safe for
+// concurrent use.
+type Screen struct {
 	mu       sync.Mutex
 	w, h     int
 	rows     [][]rune
@@ -22,8 +24,9 @@ type screen struct {
 	pending  []byte // an incomplete UTF-8 sequence
 }
 
-func newScreen(w, h int) *screen {
-	s := &screen{w: w, h: h}
+// New returns a blank screen of w columns and h rows.
+func New(w, h int) *Screen {
+	s := &Screen{w: w, h: h}
 	for range h {
 		s.rows = append(s.rows, blankRow(w))
 	}
@@ -32,7 +35,8 @@ func newScreen(w, h int) *screen {
 
 func blankRow(w int) []rune { return []rune(strings.Repeat(" ", w)) }
 
-func (s *screen) Write(p []byte) (int, error) {
+// Write interprets p; it never fails.
+func (s *Screen) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	data := append(s.pending, p...)
@@ -78,7 +82,7 @@ func (s *screen) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (s *screen) put(r rune) {
+func (s *Screen) put(r rune) {
 	if s.c >= s.w {
 		s.wrapped = true
 		s.c = 0
@@ -88,7 +92,7 @@ func (s *screen) put(r rune) {
 	s.c++
 }
 
-func (s *screen) lineFeed() {
+func (s *Screen) lineFeed() {
 	if s.r == s.h-1 {
 		s.rows = append(s.rows[1:], blankRow(s.w))
 		return
@@ -96,7 +100,7 @@ func (s *screen) lineFeed() {
 	s.r++
 }
 
-func (s *screen) apply(seq string) {
+func (s *Screen) apply(seq string) {
 	if !strings.HasPrefix(seq, "\x1b[") {
 		return
 	}
@@ -122,8 +126,15 @@ func (s *screen) apply(seq string) {
 	}
 }
 
+// Wrapped reports whether any line ran past the last column.
+func (s *Screen) Wrapped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wrapped
+}
+
 // String returns the screen's text, trailing blanks and blank lines cut.
-func (s *screen) String() string {
+func (s *Screen) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var lines []string
