@@ -238,14 +238,20 @@ func runStatus(ctx context.Context, args []string) error {
 // daemon that cannot be reached is reported in the view, and asked again.
 func watchStatus(ctx context.Context, socket string, interval time.Duration) error {
 	term, size := progress.Terminal(os.Stdout)
-	b := progress.NewBlock(os.Stdout, term, size)
+	fetch := func(ctx context.Context) (*hook.Status, error) { return fetchStatus(ctx, socket) }
+	watchLoop(ctx, progress.NewBlock(os.Stdout, term, size), fetch, interval, time.Now)
+	return nil
+}
+
+// watchLoop draws fetch's status into b every interval until ctx is done.
+func watchLoop(ctx context.Context, b *progress.Block, fetch func(context.Context) (*hook.Status, error), interval time.Duration, now func() time.Time) {
 	for {
 		var view strings.Builder
-		fmt.Fprintf(&view, "nixs3q status, every %s: %s\n", interval, time.Now().Format("15:04:05"))
-		st, err := fetchStatus(ctx, socket)
+		fmt.Fprintf(&view, "nixs3q status, every %s: %s\n", interval, now().Format("15:04:05"))
+		st, err := fetch(ctx)
 		switch {
 		case ctx.Err() != nil:
-			return nil
+			return
 		case err != nil:
 			fmt.Fprintf(&view, "%v\n", err)
 		default:
@@ -254,7 +260,7 @@ func watchStatus(ctx context.Context, socket string, interval time.Duration) err
 		b.Draw(view.String())
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-time.After(interval):
 		}
 	}
