@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nixs3q/nixs3q/hook"
+	"github.com/nixs3q/nixs3q/progress"
+)
+
+// scriptedHandler answers wait requests with its states in turn (the last
+// one again once they run out) and records the Since of each request.
+type scriptedHandler struct {
+	mu     sync.Mutex
+	states []*hook.WaitState
+	since  []uint64
+}
+
+func (h *scriptedHandler) Access(hook.Peer) hook.Access { return hook.ReadOnly }
+func (h *scriptedHandler) Enqueue(context.Context, hook.Peer, hook.EnqueueRequest) (hook.EnqueueResult, error) {
+	return hook.EnqueueResult{}, errors.New("not here")
+}
+func (h *scriptedHandler) Retry(context.Context, hook.Peer, []string) (hook.RetryResult, error) {
+	return hook.RetryResult{}, errors.New("not here")
+}
+func (h *scriptedHandler) Status(context.Context) (*hook.Status, error) { return &hook.Status{}, nil }
+func (h *scriptedHandler) Wait(_ context.Context, _ hook.Peer, req hook.WaitRequest) (*hook.WaitState, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.since = append(h.since, req.Since)
+	st := h.states[0]
+	if len(h.states) > 1 {
+		h.states = h.states[1:]
+	}
+	return st, nil
+}
+
+type unixL struct{ net.Listener }
+
+func (l unixL) Accept() (hook.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.UnixConn), nil
+}
+
+// serveScripted serves h on a socket after delay (to exercise the
+// client's reconnecting) until the test ends.
+func serveScripted(t *testing.T, h hook.Handler, delay time.Duration) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return
+		}
+		l, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		(&hook.Server{Handler: h}).Serve(ctx, unixL{l})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return sock
+}
+
+func TestWaitPathsFollowsTheDaemon(t *testing.T) {
+	a, b := "/nix/store/"+strings.Repeat("a", 32)+"-a", "/nix/store/"+strings.Repeat("b", 32)+"-b"
+	h := &scriptedHandler{states: []*hook.WaitState{
+		{Version: 1, Paths: []hook.WaitPath{{Path: a, State: hook.WaitPending}, {Path: b, State: hook.WaitPending, Attempts: 1, Reason: "timed out"}}},
+		{Version: 2, Paths: []hook.WaitPath{{Path: a, State: hook.WaitUploading}, {Path: b, State: hook.WaitPending}},
+			Progress: hook.WaitProgress{PathsTotal: 4, Uploaded: 1, BytesTotal: 2000, BytesDone: 500,
+				Largest: &hook.Transfer{Path: a, NarSize: 1500, Read: 300}}},
+		{Version: 3, Done: true, Paths: []hook.WaitPath{{Path: a, State: hook.WaitPublished, Uploaded: 3}, {Path: b, State: hook.WaitFailed, Reason: "access denied"}},
+			Progress: hook.WaitProgress{PathsTotal: 4, Uploaded: 3, Failed: 1, BytesTotal: 2000, BytesDone: 2000}},
+	}}
+	sock := serveScripted(t, h, 1500*time.Millisecond)
+	var out bytes.Buffer
+	disp := progress.New(progress.Config{Out: &out, Interval: time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := waitPaths(ctx, sock, []string{a, b}, 0, disp, false)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(err.Error(), "1 of 2 path(s) not published") {
+		t.Fatalf("waitPaths: %v, want exit 1 for the failed path", err)
+	}
+	if got := h.since; len(got) != 3 || got[0] != 0 || got[1] != 1 || got[2] != 2 {
+		t.Errorf("requests carried since %v, want 0, 1, 2", got)
+	}
+	s := out.String()
+	for _, want := range []string{
+		"cannot reach the daemon", "the daemon answers again",
+		"2 of 2 waiting in the queue, retrying after 1 failed attempt(s): timed out",
+		"1/4 paths, 500 B of 2.0 KiB", "uploading " + a + " (20% of 1.5 KiB)",
+		"4/4 paths done in ", ": 3 uploaded (2.0 KiB of NAR", "1 failed",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+func TestWaitPathsTimesOut(t *testing.T) {
+	a := "/nix/store/" + strings.Repeat("a", 32) + "-a"
+	h := &scriptedHandler{states: []*hook.WaitState{{Version: 1, Paths: []hook.WaitPath{{Path: a, State: hook.WaitUploading}}}}}
+	sock := serveScripted(t, h, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := waitPaths(ctx, sock, []string{a}, 300*time.Millisecond, nil, true)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "timed out after 300ms") || !strings.Contains(err.Error(), a+": uploading") {
+		t.Fatalf("waitPaths: %v, want exit 2 naming the unfinished path", err)
+	}
+}
