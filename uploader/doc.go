@@ -36,8 +36,10 @@
 //     Config.Concurrency streams run at once. A NAR listing, when asked for,
 //     holds the tree's names and symlink targets, never file contents.
 //   - Priority: NARs of calls made under Urgent take the next free
-//     streaming slot before other waiting uploads; nothing streaming is
-//     interrupted, and without urgent calls slots go in arrival order.
+//     streaming slot before other waiting uploads, except every fourth
+//     slot, which goes to the longest waiting upload so that urgent work
+//     cannot starve the rest; nothing streaming is interrupted, and
+//     without urgent calls slots go in arrival order.
 //   - Progress: Config.Observer, when set, learns each root's plan and each
 //     uploaded path's outcome.
 //   - Sharing: concurrent Upload calls share the upload of every common path

@@ -12,7 +12,9 @@ type urgentKey struct{}
 // Urgent returns a context under which Upload and UploadBatch calls are
 // urgent: someone waits for them. Their NARs, and those of the references
 // they need, take the next free streaming slot before any other upload
-// waiting for one; uploads already streaming are never interrupted. An
+// waiting for one (but one slot in four goes to the longest waiting upload
+// while urgent ones pass it); uploads already streaming are never
+// interrupted. An
 // urgent call that joins an upload another call started makes it urgent
 // too.
 func Urgent(ctx context.Context) context.Context {
@@ -26,13 +28,20 @@ func IsUrgent(ctx context.Context) bool {
 }
 
 // slots hands out the Concurrency NAR streaming slots: in the order asked
-// for, except that a waiter whose flight is urgent goes first. It is safe
-// for concurrent use.
+// for, except that a waiter whose flight is urgent goes first; but while
+// others wait longer, every fairTurn-th slot goes to the longest waiting,
+// so that a steady stream of urgent uploads cannot starve the rest. It is
+// safe for concurrent use.
 type slots struct {
 	mu      sync.Mutex
 	free    int
 	waiters []*slotWaiter // in arrival order
+	passed  int           // slots given to urgent waiters past a longer waiting one
 }
+
+// fairTurn: one slot in fairTurn goes to the longest waiting when urgent
+// waiters would otherwise pass it.
+const fairTurn = 4
 
 type slotWaiter struct {
 	ready   chan struct{} // closed once the slot is granted
@@ -72,8 +81,8 @@ func (s *slots) cancel(w *slotWaiter) {
 	}
 }
 
-// release gives a slot back, to the first urgent waiter if any, else to
-// the longest waiting one.
+// release gives a slot back, to the first urgent waiter if any (but see
+// fairTurn), else to the longest waiting one.
 func (s *slots) release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -86,6 +95,11 @@ func (s *slots) grantLocked() {
 		return
 	}
 	i := slices.IndexFunc(s.waiters, func(w *slotWaiter) bool { return w.urgent.Load() })
+	if i > 0 {
+		if s.passed++; s.passed%fairTurn == 0 {
+			i = 0
+		}
+	}
 	if i < 0 {
 		i = 0
 	}

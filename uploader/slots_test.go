@@ -48,6 +48,35 @@ func TestSlotsUrgentFirst(t *testing.T) {
 	}
 }
 
+func TestSlotsDoNotStarveTheRest(t *testing.T) {
+	s := newSlots(1)
+	var no, yes atomic.Bool
+	yes.Store(true)
+	held := s.wait(&no)
+	old := s.wait(&no)
+	var urgent []*slotWaiter
+	for range 10 {
+		urgent = append(urgent, s.wait(&yes))
+	}
+	_ = held
+	grants := 0
+	for !granted(old) {
+		s.release()
+		grants++
+		if grants > fairTurn {
+			t.Fatalf("the old waiter was passed %d times", grants)
+		}
+	}
+	if grants != fairTurn {
+		t.Errorf("the old waiter got the %dth slot, want the %dth", grants, fairTurn)
+	}
+	for _, u := range urgent[:fairTurn-1] {
+		if !granted(u) {
+			t.Error("an urgent waiter before the fair turn was not served")
+		}
+	}
+}
+
 // TestUrgentUploadOvertakesBacklog: with one streaming slot and a cache
 // that takes a while per NAR, an urgent upload started after a backlog of
 // twenty paths streams its NAR right after the one in progress, not after
