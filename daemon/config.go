@@ -64,7 +64,8 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Progress, when set, is the Observer of the daemon's uploader: wait
 	// answers then report the progress of closures being uploaded, not
-	// only of finished ones.
+	// only of finished ones. New makes it follow only the roots someone
+	// waits for when the uploader plans them.
 	Progress *progress.Tracker
 }
 

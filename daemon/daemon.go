@@ -59,6 +59,10 @@ func New(cfg Config, q *queue.Queue, up Uploader, log *zap.Logger) (*Daemon, err
 	meter := newRateMeter(30 * time.Second)
 	health := newCacheHealth(up, q, log.Named("cache"))
 	w := newWaiters()
+	if cfg.Progress != nil {
+		// Plans are kept only for roots someone waits for.
+		cfg.Progress.SetFollow(w.watched)
+	}
 	rec := &recorder{q: q, metrics: cfg.Metrics, meter: meter, health: health, waiters: w, tracker: cfg.Progress, log: log}
 	p := newPool(q, up, rec.record, cfg, log)
 	h := &handler{storeDir: cfg.StoreDir, stateDir: cfg.StateDir, storeName: cfg.StoreName, publicKey: cfg.PublicKey, q: q, access: acc,

@@ -55,6 +55,13 @@ func (w *waiters) watch(paths []string) (<-chan struct{}, func()) {
 	}
 }
 
+// watched reports whether anyone waits for path.
+func (w *waiters) watched(path string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.byPath[path]) > 0
+}
+
 // changed wakes the watchers of path; it never blocks.
 func (w *waiters) changed(path string) {
 	w.mu.Lock()

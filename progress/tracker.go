@@ -15,6 +15,7 @@ type Tracker struct {
 	// that a NAR whose stream ended, while its narinfo is being written,
 	// still counts.
 	streamed map[string]int64
+	follow   func(root string) bool // nil: every root
 }
 
 type plan struct {
@@ -25,6 +26,25 @@ type plan struct {
 // NewTracker returns an empty Tracker.
 func NewTracker() *Tracker {
 	return &Tracker{plans: map[string]plan{}, wanted: map[string]int{}, finished: map[string]error{}, streamed: map[string]int64{}}
+}
+
+// SetFollow restricts the Tracker to the roots for which follow returns
+// true: Follows reports it, and an uploader that asks Follows plans only
+// those, so that a daemon keeps (and computes) closures only for the roots
+// someone watches. Call it before the Tracker is shared; nil follows every
+// root.
+func (t *Tracker) SetFollow(follow func(root string) bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.follow = follow
+}
+
+// Follows reports whether root's plan is wanted (see SetFollow).
+func (t *Tracker) Follows(root string) bool {
+	t.mu.Lock()
+	follow := t.follow
+	t.mu.Unlock()
+	return follow == nil || follow(root)
 }
 
 // Planned records root's closure and the NAR sizes of the members to be

@@ -50,3 +50,14 @@ func TestTracker(t *testing.T) {
 		t.Error("Has(a) after Forget")
 	}
 }
+
+func TestTrackerFollow(t *testing.T) {
+	tr := NewTracker()
+	if !tr.Follows("a") {
+		t.Error("a new tracker does not follow every root")
+	}
+	tr.SetFollow(func(root string) bool { return root == "b" })
+	if tr.Follows("a") || !tr.Follows("b") {
+		t.Error("SetFollow not obeyed")
+	}
+}

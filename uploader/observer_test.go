@@ -127,3 +127,30 @@ func TestObserverFreshRoot(t *testing.T) {
 		t.Errorf("fresh root: planned %v, missing %v, finished %v; want the root alone, present", got, rec2.missing[p["a"]], rec2.finished)
 	}
 }
+
+// followOnly is a recorder that follows one root.
+type followOnly struct {
+	*recorder
+	root string
+}
+
+func (f followOnly) Follows(root string) bool { return root == f.root }
+
+func TestObserverFollows(t *testing.T) {
+	s := newFakeStore(t)
+	p := diamond(t, s)
+	rec := newRecorder()
+	cfg := testConfig(s.dir)
+	cfg.Observer = followOnly{rec, p["b"]}
+	u := newTestUploader(t, cfg, newFakeCache(), s, nil, nil)
+	u.UploadBatch(context.Background(), []string{p["a"], p["b"]}, func(string, Result, error) {})
+	if _, ok := rec.planned[p["a"]]; ok {
+		t.Error("a, not followed, was planned")
+	}
+	if got := rec.planned[p["b"]]; len(got) != 3 {
+		t.Errorf("b planned with closure %v, want b, d, e", got)
+	}
+	if len(rec.finished) != 5 {
+		t.Errorf("%d paths reported finished, want all 5", len(rec.finished))
+	}
+}

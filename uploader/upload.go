@@ -105,6 +105,9 @@ func (u *Uploader) UploadBatch(ctx context.Context, roots []string, done func(ro
 	}
 	if o := u.cfg.Observer; o != nil {
 		for _, root := range live {
+			if !follows(o, root) {
+				continue
+			}
 			closure := p.closure(root)
 			sizes := make(map[string]uint64)
 			for _, path := range closure {
@@ -166,8 +169,8 @@ func (u *Uploader) skipFreshRoots(roots []string, done func(string, Result, erro
 	var rest []string
 	for _, r := range roots {
 		if k, ok := keyOf[r]; ok && fresh[k] {
-			if u.cfg.Observer != nil {
-				u.cfg.Observer.Planned(r, []string{r}, nil)
+			if o := u.cfg.Observer; o != nil && follows(o, r) {
+				o.Planned(r, []string{r}, nil)
 			}
 			done(r, Result{Skipped: 1}, nil)
 			continue
@@ -240,4 +243,10 @@ func uploadError(root string, failed []*flight) error {
 		return fmt.Errorf("uploader: upload %s: %w", root, pick.err)
 	}
 	return fmt.Errorf("uploader: upload %s (%d paths failed): %w", root, len(failed), pick.err)
+}
+
+// follows reports whether o wants root's plan (see Observer).
+func follows(o Observer, root string) bool {
+	f, ok := o.(interface{ Follows(root string) bool })
+	return !ok || f.Follows(root)
 }

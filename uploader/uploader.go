@@ -29,7 +29,9 @@ type Presence interface {
 
 // Observer follows Upload calls for a progress display. Its methods are
 // called from any goroutine, possibly concurrently, and must return
-// quickly without calling back into the Uploader.
+// quickly without calling back into the Uploader. An Observer that also
+// has a method Follows(root string) bool gets Planned only for the roots
+// it follows, and the closures of the others are not even listed.
 type Observer interface {
 	// Planned is called once per root of an Upload or UploadBatch call,
 	// once its closure has been looked up and before any of it is
