@@ -15,8 +15,11 @@
 // multipart NAR), a file:// cache (uncompressed), dedup of paths already in
 // the cache, the hook with the daemon down or stalled (spool), kill -9 in
 // the middle of a large queue, bad credentials, an upload the server
-// refuses for good (failed list, wait, retry), hook latency, and
-// scripts/try.sh, the README's "try it" command.
+// refuses for good (failed list, wait, retry), hook latency,
+// scripts/try.sh, the README's "try it" command, push --wait ahead of a
+// long backlog behind a slow cache (a latency-adding proxy on loopback),
+// and nixs3q copy without a daemon (S3, file://, a corrupt store path, and
+// its progress line on a pseudo-terminal).
 //
 // Run it with
 //
