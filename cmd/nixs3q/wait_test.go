@@ -59,17 +59,28 @@ func serveScripted(t *testing.T, h hook.Handler, delay time.Duration) string {
 	sock := filepath.Join(t.TempDir(), "s.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return
-		}
+	listen := func() net.Listener {
 		l, err := net.Listen("unix", sock)
 		if err != nil {
 			t.Error(err)
-			return
+		}
+		return l
+	}
+	var l net.Listener
+	if delay == 0 {
+		l = listen() // listening before the client dials
+	}
+	go func() {
+		defer close(done)
+		if l == nil {
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return
+			}
+			if l = listen(); l == nil {
+				return
+			}
 		}
 		(&hook.Server{Handler: h}).Serve(ctx, unixL{l})
 	}()
@@ -89,7 +100,10 @@ func TestWaitPathsFollowsTheDaemon(t *testing.T) {
 	}}
 	sock := serveScripted(t, h, 1500*time.Millisecond)
 	var out bytes.Buffer
-	disp := progress.New(progress.Config{Out: &out, Interval: time.Millisecond})
+	// A clock a second further on every reading: every update is printed.
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tick := func() time.Time { clock = clock.Add(time.Second); return clock }
+	disp := progress.New(progress.Config{Out: &out, Interval: time.Millisecond, Now: tick})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := waitPaths(ctx, sock, []string{a, b}, 0, disp, false)
