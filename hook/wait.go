@@ -6,8 +6,9 @@ import (
 )
 
 // MaxHold bounds WaitRequest.Hold: the longest a daemon holds a wait
-// request before answering, well within the Server's idle timeout.
-const MaxHold = 30 * time.Second
+// request before answering, well within the Server's RequestTimeout (30 s
+// by default), which also bounds writing the answer.
+const MaxHold = 10 * time.Second
 
 // WaitRequest asks where the closures of Paths stand: a long poll. The
 // daemon answers at once when every path is finished or when the state

@@ -90,7 +90,7 @@ func copyRoots(storeDir string, args []string) ([]string, error) {
 	var roots []string
 	var bad []string
 	for _, a := range args {
-		p := resolvePath(a)
+		p := resolvePath(a, storeDir)
 		if _, err := nix.ParseStorePath(storeDir, p); err != nil {
 			bad = append(bad, fmt.Sprintf("  %s: %v", a, err))
 			continue
