@@ -134,6 +134,11 @@ func copyUploader(ctx context.Context, f copyFlags, obs uploader.Observer, log *
 	if err != nil {
 		return nil, &exitError{2, err}
 	}
+	// A one-shot copy on a CI runner reads a key its job just wrote,
+	// often with the default umask: warn, where the daemon refuses.
+	if err := nix.CheckSecretKeyFile(keyFile, os.Geteuid()); errors.Is(err, nix.ErrKeyFileExposed) {
+		log.Warn("the secret key file is readable by others; keep it private (chmod 600), or pass it as --secret-key-file <(...)", zap.Error(err))
+	}
 	ucfg := uploader.Config{
 		StoreDir:     f.storeDir,
 		Format:       spec.Format,
