@@ -175,6 +175,7 @@ type Graph struct {
 	byHash    map[string]ID
 	nars      map[string]objMeta // ClassNar objects by key
 	others    []Object           // objects of the other classes, but narinfos
+	otherIdx  map[string]int32   // others by key
 	pending   []uploader.PendingUpload
 	cacheInfo CacheInfo
 	stats     Stats
@@ -299,10 +300,8 @@ func (g *Graph) NarStatus(id ID) NarStatus {
 }
 
 func (g *Graph) other(key string) (Object, bool) {
-	for _, o := range g.others {
-		if o.Key == key {
-			return o, true
-		}
+	if i, ok := g.otherIdx[key]; ok {
+		return g.others[i], true
 	}
 	return Object{}, false
 }

@@ -348,7 +348,9 @@ func (b *builder) finish() {
 			fill[r]++
 		}
 	}
-	for _, o := range g.others {
+	g.otherIdx = make(map[string]int32, len(g.others))
+	for i, o := range g.others {
+		g.otherIdx[o.Key] = int32(i)
 		if o.Class != ClassListing {
 			continue
 		}

@@ -16,7 +16,8 @@ import (
 // narinfo) with at most LookupConcurrency requests in flight. Then every
 // path known only from the presence cache that a missing path references is
 // confirmed with a lookup; one that turns out missing is forgotten by the
-// presence cache and uploaded like any other missing path. A failing
+// presence cache and uploaded like any other missing path. Paths in
+// p.force are missing whatever the lookups said. A failing
 // presence cache is logged and bypassed; a failing lookup fails the call.
 func (u *Uploader) lookup(ctx context.Context, p *plan, log *zap.Logger) error {
 	var own []string
@@ -57,6 +58,9 @@ func (u *Uploader) lookup(ctx context.Context, p *plan, log *zap.Logger) error {
 		}
 	}
 	u.markPresent(p.keys(present), log)
+	for _, path := range p.force {
+		p.state[path] = stateMissing
+	}
 
 	// Confirming may turn up missing paths, whose references then need
 	// confirming too; each round settles at least one path, so this ends.

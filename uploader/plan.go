@@ -36,6 +36,8 @@ type plan struct {
 	infos   map[string]*PathInfo
 	sps     map[string]nix.StorePath
 	state   map[string]presenceState
+	// force lists paths uploaded whatever the cache holds (Republish).
+	force []string
 
 	// flights are the flights this plan's call and its flights joined, by
 	// path; guarded by Uploader.mu.

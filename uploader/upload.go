@@ -50,6 +50,24 @@ func (u *Uploader) Upload(ctx context.Context, root string) (Result, error) {
 // promptly; uploads that no other call needs are cancelled, and a cancelled
 // NAR upload commits nothing.
 func (u *Uploader) UploadBatch(ctx context.Context, roots []string, done func(root string, res Result, err error)) {
+	u.uploadBatch(ctx, roots, false, done)
+}
+
+// Republish is UploadBatch for roots whose entries in the cache are known
+// to be broken (a NAR deleted or truncated, a narinfo that does not parse
+// or is not signed by a trusted key): every root is uploaded again, NAR and
+// then narinfo, even though its narinfo exists, and so is every member of
+// their closures whose narinfo is missing; present members are kept. The
+// narinfo is overwritten only once the new NAR is in place and the
+// narinfos of all references are present, so the repair never leaves a
+// moment where a narinfo points at something missing that it did not
+// already point at. The presence cache is neither trusted nor consulted
+// for the roots.
+func (u *Uploader) Republish(ctx context.Context, roots []string, done func(root string, res Result, err error)) {
+	u.uploadBatch(ctx, roots, true, done)
+}
+
+func (u *Uploader) uploadBatch(ctx context.Context, roots []string, force bool, done func(root string, res Result, err error)) {
 	roots = slices.Compact(slices.Sorted(slices.Values(roots)))
 	// A garbage-collected root would fail the batch's metadata query; take
 	// it out first.
@@ -61,7 +79,9 @@ func (u *Uploader) UploadBatch(ctx context.Context, roots []string, done func(ro
 		}
 		live = append(live, r)
 	}
-	live = u.skipFreshRoots(live, done)
+	if !force {
+		live = u.skipFreshRoots(live, done)
+	}
 	if len(live) == 0 {
 		return
 	}
@@ -77,8 +97,7 @@ func (u *Uploader) UploadBatch(ctx context.Context, roots []string, done func(ro
 			// fails alone.
 			log.Debug("batch metadata query failed; querying roots one by one", zap.Error(err))
 			for _, r := range live {
-				res, err := u.Upload(ctx, r)
-				done(r, res, err)
+				u.uploadBatch(ctx, []string{r}, force, done)
 			}
 			return
 		}
@@ -89,6 +108,9 @@ func (u *Uploader) UploadBatch(ctx context.Context, roots []string, done func(ro
 	}
 	p, err := newPlan(u.cfg.StoreDir, live, infos)
 	if err == nil {
+		if force {
+			p.force = live
+		}
 		err = u.lookup(ctx, p, log)
 	}
 	if err != nil {
