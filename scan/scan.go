@@ -170,7 +170,7 @@ func (b *builder) fetch(ctx context.Context, o uploader.Object) error {
 	}
 	sig := SigUnchecked
 	if bad == "" && len(b.cfg.TrustedKeys) > 0 {
-		sig = checkSigs(b.cfg.TrustedKeys, fingerprint, ni.Sigs)
+		sig = CheckSignatures(b.cfg.TrustedKeys, fingerprint, ni.Sigs)
 	}
 
 	b.mu.Lock()
@@ -248,25 +248,40 @@ func (b *builder) read(ctx context.Context, key string) ([]byte, error) {
 // parse parses a narinfo whose key names hash, and returns why it is
 // unusable ("" when it is fine).
 func (b *builder) parse(hash string, data []byte) (*nix.NarInfo, nix.StorePath, string, string) {
-	ni, err := nix.ParseNarInfo(data)
-	if err != nil {
-		return nil, nix.StorePath{}, "", err.Error()
-	}
-	sp, err := nix.ParseStorePath(b.cfg.StoreDir, ni.StorePath)
-	if err != nil {
-		return nil, nix.StorePath{}, "", err.Error()
-	}
-	if sp.HashPart != hash {
-		return nil, nix.StorePath{}, "", fmt.Sprintf("describes %s, not a path with hash part %s", ni.StorePath, hash)
-	}
-	fp, err := ni.Fingerprint(b.cfg.StoreDir)
+	ni, sp, fp, err := ParseNarInfo(b.cfg.StoreDir, hash, data)
 	if err != nil {
 		return nil, nix.StorePath{}, "", err.Error()
 	}
 	return ni, sp, fp, ""
 }
 
-func checkSigs(keys []nix.PublicKey, fingerprint string, sigs []string) SigStatus {
+// ParseNarInfo parses the narinfo stored under the hash part hash and
+// checks it the way a scan does: it must parse, name a valid store path in
+// storeDir with that hash part, and have a computable fingerprint, which
+// it returns for CheckSignatures. Its error says why a narinfo is Invalid.
+func ParseNarInfo(storeDir, hash string, data []byte) (*nix.NarInfo, nix.StorePath, string, error) {
+	ni, err := nix.ParseNarInfo(data)
+	if err != nil {
+		return nil, nix.StorePath{}, "", err
+	}
+	sp, err := nix.ParseStorePath(storeDir, ni.StorePath)
+	if err != nil {
+		return nil, nix.StorePath{}, "", err
+	}
+	if sp.HashPart != hash {
+		return nil, nix.StorePath{}, "", fmt.Errorf("describes %s, not a path with hash part %s", ni.StorePath, hash)
+	}
+	fp, err := ni.Fingerprint(storeDir)
+	if err != nil {
+		return nil, nix.StorePath{}, "", err
+	}
+	return ni, sp, fp, nil
+}
+
+// CheckSignatures checks sigs of a narinfo with the given fingerprint
+// against keys: SigNone without signatures, SigTrusted when one verifies
+// under one of keys, SigUntrusted otherwise. It never returns SigUnchecked.
+func CheckSignatures(keys []nix.PublicKey, fingerprint string, sigs []string) SigStatus {
 	if len(sigs) == 0 {
 		return SigNone
 	}
