@@ -34,6 +34,7 @@ Usage:
   nixs3q init --store URL --secret-key-file FILE [flags]      set up a cache and print what clients need
   nixs3q doctor [--store URL] [--secret-key-file FILE] [...]  check every link from builder to clients
   nixs3q copy --to URL [--secret-key-file FILE] PATH...       upload closures now, without a daemon
+  nixs3q verify --store URL [--repair] [flags]                check a cache, and mend it with --repair
   nixs3q version
 
 Run 'nixs3q COMMAND -h' for a command's flags.
@@ -67,6 +68,8 @@ func main() {
 		err = runDoctor(ctx, args)
 	case "copy":
 		err = runCopy(ctx, args)
+	case "verify":
+		err = runVerify(ctx, args)
 	case "version", "--version":
 		fmt.Println("nixs3q", version)
 	case "help", "-h", "--help":
