@@ -307,4 +307,3 @@ func progressText(pr verify.Progress) string {
 	}
 	return fmt.Sprintf("%s: %d/%d", pr.Phase, pr.Done, pr.Total)
 }
-
