@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -366,7 +367,11 @@ func Repair(ctx context.Context, cache uploader.Cache, pub Publisher, g *scan.Gr
 		}
 		res.CacheInfoCreated = true
 	}
+	// NARs in use again after the republishing: never orphans, whatever
+	// the report said (a path published again under its old NAR key).
+	inUse := make(map[string]bool)
 	if len(plan.Republish) > 0 {
+		var ok []string
 		pub.Republish(ctx, plan.Republish, func(root string, r uploader.Result, err error) {
 			pp.add(1, r.Bytes)
 			if err != nil {
@@ -375,10 +380,22 @@ func Repair(ctx context.Context, cache uploader.Cache, pub Publisher, g *scan.Gr
 				return
 			}
 			res.Republished++
+			ok = append(ok, root)
 		})
 		slices.Sort(res.Failed)
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("verify: repair: %w", err)
+		}
+		if plan.DeleteOrphans && len(plan.Orphans) > 0 {
+			for _, root := range ok {
+				f, err := c.narinfo(ctx, scan.NarInfoKey(path.Base(root)[:32]))
+				if err != nil {
+					return res, fmt.Errorf("verify: repair: %w", err)
+				}
+				if f.ni != nil {
+					inUse[f.ni.URL] = true
+				}
+			}
 		}
 	}
 
@@ -424,7 +441,7 @@ func Repair(ctx context.Context, cache uploader.Cache, pub Publisher, g *scan.Gr
 	}
 
 	if plan.DeleteOrphans {
-		if err := c.deleteOrphans(ctx, g, plan, &res, pp); err != nil {
+		if err := c.deleteOrphans(ctx, plan, inUse, &res, pp); err != nil {
 			return res, fmt.Errorf("verify: repair: %w", err)
 		}
 	}
@@ -477,10 +494,10 @@ func (c *checker) stillGone(ctx context.Context, g *scan.Graph, causes []cause) 
 	return out, nil
 }
 
-// deleteOrphans deletes the plan's orphan NARs that a fresh listing still
-// shows older than the grace period, and aborts the unfinished uploads
-// that are still there.
-func (c *checker) deleteOrphans(ctx context.Context, g *scan.Graph, plan *Plan, res *RepairResult, pp *phaseProgress) error {
+// deleteOrphans deletes the plan's orphan NARs that are not inUse and
+// that a fresh listing still shows older than the grace period, and aborts
+// the unfinished uploads that are still there.
+func (c *checker) deleteOrphans(ctx context.Context, plan *Plan, inUse map[string]bool, res *RepairResult, pp *phaseProgress) error {
 	if len(plan.Orphans) > 0 {
 		want := make(map[string]bool, len(plan.Orphans))
 		for _, k := range plan.Orphans {
@@ -497,7 +514,7 @@ func (c *checker) deleteOrphans(ctx context.Context, g *scan.Graph, plan *Plan, 
 		}
 		for _, k := range plan.Orphans {
 			o, ok := fresh[k]
-			if !ok || time.Since(o.LastModified) < c.cfg.Grace {
+			if !ok || inUse[k] || time.Since(o.LastModified) < c.cfg.Grace {
 				continue // gone already, or written again by an upload in progress
 			}
 			if err := c.cache.Delete(ctx, k); err != nil {

@@ -241,3 +241,44 @@ func TestRepairLeavesOrphansWithoutDeleteOrphans(t *testing.T) {
 		t.Fatalf("Repair = %+v, %v; want the rewritten NAR kept", res, err)
 	}
 }
+
+// agingPublisher publishes like publisher and then makes the NARs look
+// old, as a NAR uploaded again under its old key looks to a cache that
+// keeps the first modification time.
+type agingPublisher struct{ publisher }
+
+func (p *agingPublisher) Republish(ctx context.Context, roots []string, done func(string, uploader.Result, error)) {
+	p.publisher.Republish(ctx, roots, done)
+	for _, r := range roots {
+		p.f.age(p.t, p.f.narKey(p.t, p.f.paths[r]), 2*time.Hour)
+	}
+}
+
+func TestRepairNeverDeletesANarItPublishedAgain(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "none")
+	p := f.path("p")
+	f.publish(t, p)
+	f.local[p.StorePath] = true
+	if err := f.w.PutRaw(ctx, p.HashPart+".narinfo", []byte("garbage\n")); err != nil {
+		t.Fatal(err)
+	}
+	f.age(t, f.narKey(t, p), 2*time.Hour)
+	cfg := f.cfg()
+	cfg.Grace = time.Hour
+	r, g := f.check(t, f.cache, cfg)
+	if got := problems(r); len(got) != 2 || !strings.HasPrefix(got[0], "narinfo-invalid") || !strings.HasPrefix(got[1], "orphan-nar") {
+		t.Fatalf("problems %v", got)
+	}
+	plan, err := verify.PlanRepair(ctx, r, g, f, verify.RepairOptions{DeleteOrphans: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := verify.Repair(ctx, f.cache, &agingPublisher{publisher{f: f, t: t}}, g, plan, cfg, nil)
+	if err != nil || res.Republished != 1 || res.OrphansDeleted != 0 {
+		t.Fatalf("Repair = %+v, %v", res, err)
+	}
+	if after, _ := f.check(t, f.cache, cfg); !after.Clean() {
+		t.Errorf("after: %v", problems(after))
+	}
+}
