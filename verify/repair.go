@@ -332,8 +332,10 @@ type RepairResult struct {
 //     narinfos that depend on it. The rest are deleted referrers first, so
 //     no remaining narinfo ever points at a narinfo deleted before it.
 //     Their .ls listings follow.
-//  4. With plan.DeleteOrphans, the NARs of the plan are listed again and
-//     each one still older than cfg.Grace is deleted (a builder uploading
+//  4. With plan.DeleteOrphans, the NARs of the plan, and those that paths
+//     published again no longer use (published with another compression,
+//     say), are listed again and each one still older than cfg.Grace and
+//     not used by a path published again is deleted (a builder uploading
 //     the same NAR again makes it young), and unfinished uploads still
 //     there and older than cfg.Grace are aborted.
 //
@@ -370,6 +372,7 @@ func Repair(ctx context.Context, cache uploader.Cache, pub Publisher, g *scan.Gr
 	// NARs in use again after the republishing: never orphans, whatever
 	// the report said (a path published again under its old NAR key).
 	inUse := make(map[string]bool)
+	orphans := plan.Orphans
 	if len(plan.Republish) > 0 {
 		var ok []string
 		pub.Republish(ctx, plan.Republish, func(root string, r uploader.Result, err error) {
@@ -386,15 +389,10 @@ func Repair(ctx context.Context, cache uploader.Cache, pub Publisher, g *scan.Gr
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("verify: repair: %w", err)
 		}
-		if plan.DeleteOrphans && len(plan.Orphans) > 0 {
-			for _, root := range ok {
-				f, err := c.narinfo(ctx, scan.NarInfoKey(path.Base(root)[:32]))
-				if err != nil {
-					return res, fmt.Errorf("verify: repair: %w", err)
-				}
-				if f.ni != nil {
-					inUse[f.ni.URL] = true
-				}
+		if plan.DeleteOrphans {
+			var err error
+			if orphans, err = c.replacedNars(ctx, g, plan, ok, inUse); err != nil {
+				return res, fmt.Errorf("verify: repair: %w", err)
 			}
 		}
 	}
@@ -441,11 +439,49 @@ func Repair(ctx context.Context, cache uploader.Cache, pub Publisher, g *scan.Gr
 	}
 
 	if plan.DeleteOrphans {
-		if err := c.deleteOrphans(ctx, plan, inUse, &res, pp); err != nil {
+		if err := c.deleteOrphans(ctx, orphans, plan.Pending, inUse, &res, pp); err != nil {
 			return res, fmt.Errorf("verify: repair: %w", err)
 		}
 	}
 	return res, nil
+}
+
+// replacedNars reads the narinfos of the paths published again and
+// records the NARs they use in inUse. It returns the plan's orphans plus
+// the NARs those paths used before, when nothing else uses them any more
+// (the repair published them with another compression, say).
+func (c *checker) replacedNars(ctx context.Context, g *scan.Graph, plan *Plan, republished []string, inUse map[string]bool) ([]string, error) {
+	again := make(map[scan.ID]bool)
+	for _, root := range republished {
+		f, err := c.narinfo(ctx, scan.NarInfoKey(path.Base(root)[:32]))
+		if err != nil {
+			return nil, err
+		}
+		if f.ni != nil {
+			inUse[f.ni.URL] = true
+		}
+		if id, ok := g.LookupPath(root); ok {
+			again[id] = true
+		}
+	}
+	orphans := slices.Clone(plan.Orphans)
+	for id := range again {
+		n := g.Node(id)
+		if n.State != scan.Valid || inUse[n.URL] || slices.Contains(orphans, n.URL) {
+			continue
+		}
+		used := false
+		for _, u := range g.NarUsers(n.URL) {
+			if !again[u] {
+				used = true
+			}
+		}
+		if !used {
+			orphans = append(orphans, n.URL)
+		}
+	}
+	slices.Sort(orphans)
+	return orphans, nil
 }
 
 // stillGone looks at each cause again and returns those still broken.
@@ -494,13 +530,13 @@ func (c *checker) stillGone(ctx context.Context, g *scan.Graph, causes []cause) 
 	return out, nil
 }
 
-// deleteOrphans deletes the plan's orphan NARs that are not inUse and
+// deleteOrphans deletes the orphan NARs that are not inUse and
 // that a fresh listing still shows older than the grace period, and aborts
 // the unfinished uploads that are still there.
-func (c *checker) deleteOrphans(ctx context.Context, plan *Plan, inUse map[string]bool, res *RepairResult, pp *phaseProgress) error {
-	if len(plan.Orphans) > 0 {
-		want := make(map[string]bool, len(plan.Orphans))
-		for _, k := range plan.Orphans {
+func (c *checker) deleteOrphans(ctx context.Context, orphans []string, pending []uploader.PendingUpload, inUse map[string]bool, res *RepairResult, pp *phaseProgress) error {
+	if len(orphans) > 0 {
+		want := make(map[string]bool, len(orphans))
+		for _, k := range orphans {
 			want[k] = true
 		}
 		fresh := make(map[string]uploader.Object)
@@ -512,7 +548,7 @@ func (c *checker) deleteOrphans(ctx context.Context, plan *Plan, inUse map[strin
 		}); err != nil {
 			return fmt.Errorf("list NARs again: %w", err)
 		}
-		for _, k := range plan.Orphans {
+		for _, k := range orphans {
 			o, ok := fresh[k]
 			if !ok || inUse[k] || time.Since(o.LastModified) < c.cfg.Grace {
 				continue // gone already, or written again by an upload in progress
@@ -527,10 +563,10 @@ func (c *checker) deleteOrphans(ctx context.Context, plan *Plan, inUse map[strin
 		}
 	}
 	pl, ok := c.cache.(uploader.PendingLister)
-	if !ok || len(plan.Pending) == 0 {
+	if !ok || len(pending) == 0 {
 		return nil
 	}
-	for _, p := range plan.Pending {
+	for _, p := range pending {
 		var found *uploader.PendingUpload
 		err := pl.ListPending(ctx, p.Key, func(u uploader.PendingUpload) error {
 			if u.Key == p.Key && u.ID == p.ID {

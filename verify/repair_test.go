@@ -282,3 +282,33 @@ func TestRepairNeverDeletesANarItPublishedAgain(t *testing.T) {
 		t.Errorf("after: %v", problems(after))
 	}
 }
+
+func TestRepairDeletesNarsReplacedByAnotherCompression(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "none")
+	p := f.path("p")
+	if _, err := (&scantest.Writer{Cache: f.cache, StoreDir: storeDir}).Publish(ctx, p); err != nil { // unsigned
+		t.Fatal(err)
+	}
+	f.local[p.StorePath] = true
+	oldNar := f.narKey(t, p)
+	f.age(t, oldNar, 2*time.Hour)
+	cfg := f.cfg()
+	cfg.Grace = time.Hour
+	r, g := f.check(t, f.cache, cfg)
+	plan, err := verify.PlanRepair(ctx, r, g, f, verify.RepairOptions{DeleteOrphans: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.w.Compression = "zstd" // the repair publishes with another compression
+	res, err := verify.Repair(ctx, f.cache, &publisher{f: f, t: t}, g, plan, cfg, nil)
+	if err != nil || res.Republished != 1 || res.OrphansDeleted != 1 {
+		t.Fatalf("Repair = %+v, %v; want p published again and its old NAR deleted", res, err)
+	}
+	if ok, _ := f.cache.Has(ctx, oldNar); ok {
+		t.Errorf("the replaced NAR %s is still there", oldNar)
+	}
+	if after, _ := f.check(t, f.cache, cfg); !after.Clean() {
+		t.Errorf("after: %v", problems(after))
+	}
+}

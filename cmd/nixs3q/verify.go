@@ -20,6 +20,8 @@ import (
 
 type verifyFlags struct {
 	store, secretKeyFile, storeDir, nixBin, logLevel string
+	compression                                      string
+	compressionLevel                                 int
 	trusted                                          listFlag
 	json, checkNarHashes, repair, dryRun, deleteOrph bool
 	concurrency, narConcurrency, workers, show       int
@@ -45,6 +47,8 @@ func runVerify(ctx context.Context, args []string) error {
 	fs.BoolVar(&f.deleteOrph, "delete-orphans", false, "with --repair: also delete orphan NARs and abort unfinished uploads older than --grace")
 	fs.StringVar(&f.secretKeyFile, "secret-key-file", "", "with --repair: the signing key for paths published again (or the store URL's secret-key parameter)")
 	fs.IntVar(&f.workers, "workers", 4, "with --repair: NARs uploaded at once")
+	fs.StringVar(&f.compression, "compression", "", "with --repair: NAR compression of paths published again, zstd, xz or none (default: the store URL's compression parameter, else zstd)")
+	fs.IntVar(&f.compressionLevel, "compression-level", 0, "with --repair: compression level (0: the compressor's default)")
 	fs.StringVar(&f.storeDir, "store-dir", nix.DefaultStoreDir, "the Nix store directory")
 	fs.StringVar(&f.nixBin, "nix", "nix", "with --repair: the nix command used to read store metadata")
 	fs.IntVar(&f.show, "show", 20, "problems listed in the summary (0: all)")
@@ -77,6 +81,12 @@ func verifyCache(ctx context.Context, f verifyFlags, out, errOut io.Writer, log 
 	if err != nil {
 		return &exitError{2, err}
 	}
+	if f.compression != "" {
+		spec.Compression = f.compression
+	}
+	if f.compressionLevel != 0 {
+		spec.CompressionLevel = f.compressionLevel
+	}
 	if spec.Scheme == "file" {
 		// Opening a local cache creates its directory; a typo must not.
 		if fi, err := os.Stat(spec.Dir); err != nil || !fi.IsDir() {
@@ -95,6 +105,12 @@ func verifyCache(ctx context.Context, f verifyFlags, out, errOut io.Writer, log 
 	keyFile := f.secretKeyFile
 	if keyFile == "" {
 		keyFile = spec.SecretKeyFile
+	}
+	if f.repair {
+		ucfg := uploader.Config{StoreDir: f.storeDir, Compression: spec.Compression, CompressionLevel: spec.CompressionLevel, Concurrency: f.workers}
+		if err := ucfg.Validate(); err != nil {
+			return &exitError{2, err}
+		}
 	}
 	if f.repair && !f.dryRun && keyFile == "" {
 		return &exitError{2, errors.New("--repair needs --secret-key-file: paths published again are signed with it")}
@@ -202,6 +218,9 @@ func repairCache(ctx context.Context, f verifyFlags, spec storeurl.Spec, cache u
 		Priority:         spec.Priority,
 		WantMassQuery:    spec.WantMassQuery,
 		WriteNarListing:  spec.WriteNarListing,
+	}
+	if err := ucfg.Validate(); err != nil {
+		return &exitError{2, err}
 	}
 	up, err := uploader.New(ucfg, cache, src, nil, secret, log)
 	if err != nil {
