@@ -34,6 +34,8 @@ type sizeConfig struct {
 	dedupPaths int
 
 	latencySamples int
+
+	verifyPaths int // synthetic narinfos in the bucket verify checks
 }
 
 var sizes = map[string]sizeConfig{
@@ -45,6 +47,7 @@ var sizes = map[string]sizeConfig{
 		bigSize:        8 << 20,
 		dedupPaths:     200,
 		latencySamples: 4,
+		verifyPaths:    300,
 	},
 	"full": {
 		runs:        5,
@@ -54,6 +57,7 @@ var sizes = map[string]sizeConfig{
 		bigSize:        1 << 30,
 		dedupPaths:     10000,
 		latencySamples: 20,
+		verifyPaths:    10000,
 	},
 }
 
@@ -71,6 +75,7 @@ var groups = []struct {
 	{"big", []string{"upload-big", "upload-big-rss"}, (*env).measureBig},
 	{"dedup", []string{"dedup-cold", "dedup-warm"}, (*env).measureDedup},
 	{"copy", []string{"copy-closure", "copy-big", "copy-big-rss", "copy-dedup"}, (*env).measureCopy},
+	{"verify", []string{"verify", "verify-rss", "verify-nar-hashes"}, (*env).measureVerify},
 }
 
 // allRows lists every row name, in order.

@@ -12,7 +12,7 @@ import (
 // Defaults of Config.
 const (
 	DefaultConcurrency    = scan.DefaultConcurrency
-	DefaultNarConcurrency = 4
+	DefaultNarConcurrency = 8
 	DefaultGrace          = 24 * time.Hour
 )
 
@@ -36,7 +36,7 @@ type Config struct {
 	CheckNarHashes bool
 
 	// NarConcurrency is the number of NARs downloaded at once with
-	// CheckNarHashes; default 4.
+	// CheckNarHashes; default 8 (small NARs are latency-bound).
 	NarConcurrency int
 
 	// Grace is the age under which an unreferenced NAR or an unfinished

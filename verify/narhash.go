@@ -177,7 +177,7 @@ func (c *checker) hashNar(ctx context.Context, key, compression string) (narSum,
 		}
 		dec = xr
 	case "zstd":
-		zr, err := zstd.NewReader(file, zstd.WithDecoderConcurrency(1))
+		zr, err := zstd.NewReader(file, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
 		if err != nil {
 			return c.decodeFailure(file, sum, err)
 		}
