@@ -65,6 +65,7 @@ func TestSmallBenchmark(t *testing.T) {
 		"copy-closure":   cfg.closurePaths * cfg.runs,
 		"copy-big":       cfg.runs,
 		"copy-dedup":     cfg.dedupPaths + 1,
+		"verify":         cfg.verifyPaths * cfg.runs,
 	}
 	for _, r := range rep.Rows {
 		if want, ok := wantVerified[r.Name]; ok && r.Verified != want {
@@ -113,7 +114,7 @@ func TestSelected(t *testing.T) {
 		want    []string // group names
 		wantErr bool
 	}{
-		{nil, []string{"hook", "enqueue", "latency", "closure", "big", "dedup"}, false},
+		{nil, []string{"hook", "enqueue", "latency", "closure", "big", "dedup", "verify"}, false},
 		{[]string{"dedup-warm"}, []string{"dedup"}, false},
 		{[]string{"big", "hook-down", "upload-big-rss"}, []string{"hook", "big"}, false},
 		{[]string{"nope"}, nil, true},

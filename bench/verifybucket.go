@@ -73,7 +73,7 @@ func (e *env) measureVerify(ctx context.Context) ([]Row, error) {
 	}
 	rowTime := newRow("verify", "verify", "s", tv, nv, "nix store verify --no-contents")
 	rowTime.Target = "≤ 10 s for 10,000 narinfos"
-	rowTime.Met = rowTime.Value <= 10*float64(n)/10000
+	rowTime.Met = n >= 10000 && rowTime.Value <= 10
 	rowTime.Verified = verified
 	rowTime.Note = fmt.Sprintf("%d narinfos; nixs3q verify also lists the bucket and checks NAR objects, orphans and unfinished uploads", n)
 	rowRSS := newRow("verify", "verify-rss", "MiB", rv, nrss, "nix store verify --no-contents")
