@@ -18,8 +18,14 @@
 // refuses for good (failed list, wait, retry), hook latency,
 // scripts/try.sh, the README's "try it" command, push --wait ahead of a
 // long backlog behind a slow cache (a latency-adding proxy on loopback),
-// and nixs3q copy without a daemon (S3, file://, a corrupt store path, and
-// its progress line on a pseudo-terminal).
+// nixs3q copy without a daemon (S3, file://, a corrupt store path, and
+// its progress line on a pseudo-terminal), and `nixs3q verify`: on
+// MinIO and a local directory, a cache broken in every way verify knows
+// (NAR deleted or truncated, a reference's narinfo deleted, a narinfo
+// corrupted or signed by another key, an upload abandoned, a NAR gone
+// whose path the local store lost) is reported exactly, mended by
+// --repair and substituted from again; and verify stays clean on a bucket
+// that three daemons publish into.
 //
 // Run it with
 //
