@@ -82,10 +82,10 @@ func verifyCache(ctx context.Context, f verifyFlags, out, errOut io.Writer, log 
 		return &exitError{2, err}
 	}
 	if f.compression != "" {
-		spec.Compression = f.compression
+		spec.Format.Compression = f.compression
 	}
 	if f.compressionLevel != 0 {
-		spec.CompressionLevel = f.compressionLevel
+		spec.Format.CompressionLevel = f.compressionLevel
 	}
 	if spec.Scheme == "file" {
 		// Opening a local cache creates its directory; a typo must not.
@@ -107,7 +107,7 @@ func verifyCache(ctx context.Context, f verifyFlags, out, errOut io.Writer, log 
 		keyFile = spec.SecretKeyFile
 	}
 	if f.repair {
-		ucfg := uploader.Config{StoreDir: f.storeDir, Compression: spec.Compression, CompressionLevel: spec.CompressionLevel, Concurrency: f.workers}
+		ucfg := uploader.Config{StoreDir: f.storeDir, Format: spec.Format, Concurrency: f.workers}
 		if err := ucfg.Validate(); err != nil {
 			return &exitError{2, err}
 		}
@@ -211,13 +211,9 @@ func repairCache(ctx context.Context, f verifyFlags, spec storeurl.Spec, cache u
 	}
 
 	ucfg := uploader.Config{
-		StoreDir:         f.storeDir,
-		Compression:      spec.Compression,
-		CompressionLevel: spec.CompressionLevel,
-		Concurrency:      f.workers,
-		Priority:         spec.Priority,
-		WantMassQuery:    spec.WantMassQuery,
-		WriteNarListing:  spec.WriteNarListing,
+		StoreDir:    f.storeDir,
+		Format:      spec.Format,
+		Concurrency: f.workers,
 	}
 	if err := ucfg.Validate(); err != nil {
 		return &exitError{2, err}
