@@ -27,6 +27,10 @@ var _ uploader.Cache = (*Store)(nil)
 // (and the SDK retries) instead of hanging a worker forever.
 const responseHeaderTimeout = 2 * time.Minute
 
+// maxIdleConnsPerHost bounds the connections kept open for reuse: above
+// the most requests nixs3q has in flight at once (scan.DefaultConcurrency).
+const maxIdleConnsPerHost = 128
+
 // Store is a Nix binary cache in an S3 bucket. It is safe for concurrent use.
 type Store struct {
 	cfg    Config
@@ -65,6 +69,11 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Store, error) {
 		opts = append(opts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 			tr.ResponseHeaderTimeout = responseHeaderTimeout
 			tr.DialContext = stallDialer(tr.DialContext, cfg.StallTimeout)
+			// The SDK keeps 10 idle connections per host; with more
+			// requests in flight (narinfo lookups, whole-cache scans)
+			// every further one would be closed after its request and
+			// dialled again for the next.
+			tr.MaxIdleConnsPerHost = maxIdleConnsPerHost
 		})))
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
