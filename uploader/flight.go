@@ -230,6 +230,7 @@ acquireSlot:
 		}
 	}()
 	nar, narErr := u.putNAR(narCtx, info, log)
+	narDone := time.Now()
 	u.slots.release()
 	stopNAR()
 	<-watched
@@ -259,5 +260,10 @@ acquireSlot:
 			return fmt.Errorf("uploader: %s: %w", f.path, ctx.Err())
 		}
 	}
-	return u.putNarInfo(ctx, p, info, nar, log)
+	if err := u.recheck(ctx, f, narDone, nar, log); err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, PublishTimeout)
+	defer cancel()
+	return u.putNarInfo(pctx, p, info, nar, log)
 }

@@ -80,7 +80,7 @@ func (u *Uploader) uploadBatch(ctx context.Context, roots []string, force bool, 
 		live = append(live, r)
 	}
 	if !force {
-		live = u.skipFreshRoots(live, done)
+		live = u.skipFreshRoots(ctx, live, done)
 	}
 	if len(live) == 0 {
 		return
@@ -119,6 +119,13 @@ func (u *Uploader) uploadBatch(ctx context.Context, roots []string, force bool, 
 		}
 		return
 	}
+	var found []string
+	for _, r := range live {
+		if p.state[r] == statePresent || p.state[r] == stateCached {
+			found = append(found, r)
+		}
+	}
+	u.reassert(ctx, found)
 	missing := p.missing()
 	if len(missing) == 0 {
 		log.Debug("closures already in the cache", zap.Int("roots", len(live)), zap.Int("paths", len(p.paths)))
@@ -170,8 +177,8 @@ func (u *Uploader) uploadBatch(ctx context.Context, roots []string, force bool, 
 // references, so a present root stands for its whole closure; the presence
 // TTL bounds how long this shortcut can trust a cache whose objects expire
 // (after it, the closure is checked path by path again). A skipped root
-// counts as one skipped path.
-func (u *Uploader) skipFreshRoots(roots []string, done func(string, Result, error)) []string {
+// counts as one skipped path, and is re-asserted (SetRoots).
+func (u *Uploader) skipFreshRoots(ctx context.Context, roots []string, done func(string, Result, error)) []string {
 	if u.presence == nil || u.cfg.PresenceTTL <= 0 || len(roots) == 0 {
 		return roots
 	}
@@ -188,16 +195,20 @@ func (u *Uploader) skipFreshRoots(roots []string, done func(string, Result, erro
 		u.log.Warn("presence cache unreadable; checking every closure", zap.Error(err))
 		return roots
 	}
-	var rest []string
+	var rest, skipped []string
 	for _, r := range roots {
 		if k, ok := keyOf[r]; ok && fresh[k] {
-			if o := u.cfg.Observer; o != nil && follows(o, r) {
-				o.Planned(r, []string{r}, nil)
-			}
-			done(r, Result{Skipped: 1}, nil)
+			skipped = append(skipped, r)
 			continue
 		}
 		rest = append(rest, r)
+	}
+	u.reassert(ctx, skipped)
+	for _, r := range skipped {
+		if o := u.cfg.Observer; o != nil && follows(o, r) {
+			o.Planned(r, []string{r}, nil)
+		}
+		done(r, Result{Skipped: 1}, nil)
 	}
 	return rest
 }

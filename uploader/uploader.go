@@ -55,6 +55,7 @@ type Uploader struct {
 	cache        Cache
 	src          PathInfoSource
 	presence     Presence // nil when the presence cache is disabled
+	roots        Roots    // nil: roots found in the cache are not re-asserted
 	key          *nix.SecretKey
 	upstreamKeys []nix.PublicKey // parsed Config.SkipSignedBy
 	log          *zap.Logger

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/nixs3q/nixs3q/daemon"
+	"github.com/nixs3q/nixs3q/gc"
 	"github.com/nixs3q/nixs3q/hook"
 	"github.com/nixs3q/nixs3q/metrics"
 	"github.com/nixs3q/nixs3q/nix"
@@ -162,6 +163,11 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	var presence uploader.Presence
+	if f.presenceTTL > 0 {
+		presence = q
+	}
+	up.SetRoots(gc.NewReasserter(cache, presence, nil))
 	m := metrics.New(q.Stats)
 	if f.metricsListen != "" {
 		stopMetrics, err := serveMetrics(f.metricsListen, m, log.Named("metrics"))
