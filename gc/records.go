@@ -49,6 +49,7 @@ func RootKey(sp nix.StorePath, t time.Time) string {
 // Root is one re-assertion record.
 type Root struct {
 	Key      string
+	Size     int64
 	HashPart string
 	// Day is the UTC day of the record; the root counts as asserted until
 	// the end of that day (Until).
@@ -83,6 +84,7 @@ func parseRootKey(key string) (Root, bool) {
 func ListRoots(ctx context.Context, cache uploader.Cache, fn func(Root) error) error {
 	err := cache.List(ctx, RootsPrefix, func(o uploader.Object) error {
 		if r, ok := parseRootKey(o.Key); ok {
+			r.Size = o.Size
 			return fn(r)
 		}
 		return nil
