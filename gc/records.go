@@ -120,9 +120,9 @@ func CheckPinName(name string) error {
 
 // Pin is a named set of store paths whose closures gc keeps.
 type Pin struct {
-	Name    string
-	Paths   []string // full store paths, sorted
-	Created time.Time
+	Name    string    `json:"name"`
+	Paths   []string  `json:"paths"` // full store paths, sorted
+	Created time.Time `json:"created"`
 }
 
 // maxPinSize bounds a pin object read back from the cache.

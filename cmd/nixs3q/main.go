@@ -35,6 +35,10 @@ Usage:
   nixs3q doctor [--store URL] [--secret-key-file FILE] [...]  check every link from builder to clients
   nixs3q copy --to URL [--secret-key-file FILE] PATH...       upload closures now, without a daemon
   nixs3q verify --store URL [--repair] [flags]                check a cache, and mend it with --repair
+  nixs3q gc --store URL (--keep-days N | --keep-since TIME)   delete what no recent, re-asserted or pinned closure needs
+  nixs3q pin --store URL [--name NAME] PATH...                keep closures until unpinned
+  nixs3q unpin --store URL NAME...                            remove pins
+  nixs3q pins --store URL [--json]                            list pins
   nixs3q version
 
 Run 'nixs3q COMMAND -h' for a command's flags.
@@ -70,6 +74,14 @@ func main() {
 		err = runCopy(ctx, args)
 	case "verify":
 		err = runVerify(ctx, args)
+	case "gc":
+		err = runGC(ctx, args)
+	case "pin":
+		err = runPin(ctx, args)
+	case "unpin":
+		err = runUnpin(ctx, args)
+	case "pins":
+		err = runPins(ctx, args)
 	case "version", "--version":
 		fmt.Println("nixs3q", version)
 	case "help", "-h", "--help":
