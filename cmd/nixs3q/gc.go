@@ -119,7 +119,9 @@ func printReport(w io.Writer, r *gc.Report) {
 	fmt.Fprintf(w, "cache:     %s\n", r.Store)
 	fmt.Fprintf(w, "kept:      closures of %d recent narinfos (since %s), %d re-asserted roots, %d pinned paths\n",
 		r.Recent, r.Cutoff.Format(time.RFC3339), r.Roots, r.Pinned)
-	row := func(name string, c gc.Count) string { return fmt.Sprintf("%d %s (%s)", c.Objects, name, bytesString(c.Bytes)) }
+	row := func(name string, c gc.Count) string {
+		return fmt.Sprintf("%d %s (%s)", c.Objects, name, bytesString(c.Bytes))
+	}
 	fmt.Fprintf(w, "           %s, %s, %s\n", row("narinfos", r.Kept.NarInfos), row("NARs", r.Kept.Nars), row("listings", r.Kept.Listings))
 	fmt.Fprintf(w, "%-10s %s, %s, %s, %d root records, %d unfinished uploads\n", verb+":", row("narinfos", r.Deleted.NarInfos),
 		row("NARs", r.Deleted.Nars), row("listings", r.Deleted.Listings), r.Deleted.Roots.Objects, r.Deleted.Pending.Objects)
