@@ -45,6 +45,9 @@ type Config struct {
 	// PublicKey is the public half of the signing key, shown in status so
 	// that clients' trusted-public-keys can be checked against it.
 	PublicKey string
+	// LastGC, when set, tells status about the cache's last garbage
+	// collection; it must not block.
+	LastGC func() *hook.GCSummary
 	// Metrics, when set, receives upload latencies and failure reasons.
 	Metrics *metrics.Metrics
 

@@ -65,7 +65,7 @@ func New(cfg Config, q *queue.Queue, up Uploader, log *zap.Logger) (*Daemon, err
 	}
 	rec := &recorder{q: q, metrics: cfg.Metrics, meter: meter, health: health, waiters: w, tracker: cfg.Progress, log: log}
 	p := newPool(q, up, rec.record, cfg, log)
-	h := &handler{storeDir: cfg.StoreDir, stateDir: cfg.StateDir, storeName: cfg.StoreName, publicKey: cfg.PublicKey, q: q, access: acc,
+	h := &handler{storeDir: cfg.StoreDir, stateDir: cfg.StateDir, storeName: cfg.StoreName, publicKey: cfg.PublicKey, lastGC: cfg.LastGC, q: q, access: acc,
 		active: p.activeItems, transfers: up.Active, meter: meter, waiters: w, tracker: cfg.Progress, log: log}
 	srv := &hook.Server{Handler: h, Log: newEventLog(log).report,
 		IdleTimeout: cfg.IdleTimeout, RequestTimeout: cfg.RequestTimeout,

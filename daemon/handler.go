@@ -30,7 +30,8 @@ type handler struct {
 	transfers                     func() []uploader.Transfer // NARs being uploaded
 	meter                         *rateMeter
 	waiters                       *waiters
-	tracker                       *progress.Tracker // nil: no progress of uploads in flight
+	tracker                       *progress.Tracker      // nil: no progress of uploads in flight
+	lastGC                        func() *hook.GCSummary // nil: not known
 	log                           *zap.Logger
 }
 

@@ -44,6 +44,9 @@ func (h *handler) Status(ctx context.Context) (*hook.Status, error) {
 		out.Uploading = append(out.Uploading, hook.Transfer{Path: t.Path, NarSize: t.NarSize, Read: t.Read, Started: t.Started})
 	}
 	out.ThroughputBytesSec = h.meter.perSecond()
+	if h.lastGC != nil {
+		out.LastGC = h.lastGC()
+	}
 	failed, err := h.q.Items(queue.Failed, maxListed)
 	if err != nil {
 		return nil, fmt.Errorf("status: %w", err)

@@ -128,6 +128,20 @@ type Status struct {
 	Active               []ActiveItem   `json:"in_flight_items"`
 	Uploading            []Transfer     `json:"uploading"`
 	Recent               []HistoryEntry `json:"recent,omitempty"`
+	// LastGC is the last garbage collection of the cache, as its report
+	// in the cache says; nil when none ran or it was not read yet.
+	LastGC *GCSummary `json:"last_gc,omitempty"`
+}
+
+// GCSummary is the gist of the last `nixs3q gc` run on the cache.
+type GCSummary struct {
+	Finished       time.Time `json:"finished"`
+	Seconds        float64   `json:"seconds"`
+	DeletedObjects int64     `json:"deleted_objects"`
+	DeletedBytes   int64     `json:"deleted_bytes"`
+	KeptObjects    int64     `json:"kept_objects"`
+	KeptBytes      int64     `json:"kept_bytes"`
+	Error          string    `json:"error,omitempty"`
 }
 
 // Failure is an item in the failed list.

@@ -282,6 +282,15 @@ func printStatus(w io.Writer, st *hook.Status) {
 	fmt.Fprintf(w, "uploaded:   %d paths, %s; %d already in the cache; %d dropped (gone before upload)\n",
 		st.Uploaded, humanBytes(st.UploadedBytes), st.Skipped, st.Dropped)
 	fmt.Fprintf(w, "throughput: %s/s (last 30s)\n", humanBytes(int64(st.ThroughputBytesSec)))
+	if g := st.LastGC; g != nil {
+		line := fmt.Sprintf("%s, took %s: deleted %d objects (%s), kept %d (%s)",
+			g.Finished.Local().Format(time.DateTime), (time.Duration(g.Seconds) * time.Second).String(),
+			g.DeletedObjects, humanBytes(g.DeletedBytes), g.KeptObjects, humanBytes(g.KeptBytes))
+		if g.Error != "" {
+			line += "; stopped early: " + g.Error
+		}
+		fmt.Fprintf(w, "last gc:    %s\n", line)
+	}
 	if len(st.Uploading) > 0 {
 		fmt.Fprintln(w, "uploading now:")
 		sort.Slice(st.Uploading, func(i, j int) bool { return st.Uploading[i].Path < st.Uploading[j].Path })

@@ -169,6 +169,11 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 	}
 	up.SetRoots(gc.NewReasserter(cache, presence, nil))
 	m := metrics.New(q.Stats)
+	gw := &gcWatch{cache: cache, log: log.Named("gc")}
+	if err := m.Register(gw); err != nil {
+		return err
+	}
+	go gw.run(ctx)
 	if f.metricsListen != "" {
 		stopMetrics, err := serveMetrics(f.metricsListen, m, log.Named("metrics"))
 		if err != nil {
@@ -193,6 +198,7 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 		ShutdownGrace: f.shutdownGrace,
 		StoreName:     cache.String(),
 		PublicKey:     key.Public().String(),
+		LastGC:        gw.get,
 		Metrics:       m,
 		Progress:      tracker,
 	}, q, up, log.Named("daemon"))
