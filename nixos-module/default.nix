@@ -159,6 +159,34 @@ in
       description = "Further arguments to `nixs3q daemon` (see `nixs3q daemon -h`).";
     };
 
+    gc = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Run `nixs3q gc` on a timer on this machine: delete from the cache
+          what no recent, re-asserted or pinned closure needs (see `nixs3q gc -h`
+          and `nixs3q pin`). Enable it on one machine per cache; a second run
+          at the same time refuses to start. The cache's credentials must allow
+          s3:DeleteObject and s3:ListBucket.
+        '';
+      };
+      keepDays = mkOption {
+        type = types.ints.unsigned;
+        default = 30;
+        description = ''
+          Keep the closures of paths published, and of roots pushed again, in
+          the last this many days, and of every pin.
+        '';
+      };
+      schedule = mkOption {
+        type = types.nonEmptyStr;
+        default = "weekly";
+        example = "*-*-* 03:00:00";
+        description = "When to collect, as a systemd calendar event (OnCalendar).";
+      };
+    };
+
     enableHook = mkOption {
       type = types.bool;
       default = true;
@@ -230,6 +258,53 @@ in
         SocketUser = "root";
         SocketGroup = cfg.allowGroup;
         RemoveOnStop = true;
+      };
+    };
+
+    # gc talks to the bucket directly; it needs the credentials, not the
+    # daemon. Persistent: a run missed while the machine was off happens at
+    # the next boot.
+    systemd.timers.nixs3q-gc = lib.mkIf cfg.gc.enable {
+      description = "Collect garbage in the nixs3q binary cache";
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnCalendar = cfg.gc.schedule;
+        Persistent = true;
+        RandomizedDelaySec = "10m";
+      };
+    };
+    systemd.services.nixs3q-gc = lib.mkIf cfg.gc.enable {
+      description = "nixs3q gc: delete what no recent, re-asserted or pinned closure needs";
+      wants = [ "network-online.target" ];
+      after = [ "network-online.target" ];
+      environment.XDG_CACHE_HOME = "/var/cache/nixs3q";
+      serviceConfig = {
+        Type = "oneshot";
+        ExecStart = "${utils.escapeSystemdExecArg "${cfg.package}/bin/nixs3q"} gc"
+          + " ${utils.escapeSystemdExecArgs [ "--store" cfg.storeUrl "--keep-days" cfg.gc.keepDays ]}";
+        User = "nixs3q";
+        Group = "nixs3q";
+        UMask = "0077";
+        # Exit status 3: another gc holds the cache's lock; not a failure.
+        SuccessExitStatus = [ 3 ];
+        CapabilityBoundingSet = "";
+        NoNewPrivileges = true;
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
+        PrivateDevices = true;
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectControlGroups = true;
+        RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" ];
+        RestrictNamespaces = true;
+        LockPersonality = true;
+        MemoryDenyWriteExecute = true;
+        SystemCallArchitectures = "native";
+        SystemCallFilter = [ "@system-service" "~@privileged" ];
+        SystemCallErrorNumber = "EPERM";
+      } // lib.optionalAttrs (cfg.environmentFile != null) {
+        EnvironmentFile = cfg.environmentFile;
       };
     };
 

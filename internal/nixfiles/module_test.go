@@ -50,6 +50,10 @@ type moduleConfig struct {
 			Requires, After, WantedBy []string
 			ServiceConfig             map[string]any
 		}
+		Timers map[string]struct {
+			WantedBy    []string
+			TimerConfig map[string]any
+		}
 		Tmpfiles struct{ Rules []string }
 	}
 }
@@ -90,6 +94,7 @@ func TestModuleOptions(t *testing.T) {
 		"enable", "package", "storeUrl", "secretKeyFile", "environmentFile", "workers",
 		"compression", "compressionLevel", "allowGroup", "maxAttempts", "logLevel",
 		"extraArgs", "metricsListen", "enableHook", "shutdownGrace",
+		"gc.enable", "gc.keepDays", "gc.schedule",
 	} {
 		if _, ok := ev.Options[name]; !ok {
 			t.Errorf("services.nixs3q.%s is not declared", name)
@@ -135,6 +140,8 @@ func TestModuleConfig(t *testing.T) {
 		wantFlags   map[string]string
 		absentFlags []string
 		noHook      bool
+		gc          []string // the gc service's arguments after "gc"; nil: no gc timer
+		schedule    string
 		failing     string // substring of the one assertion that must fail
 	}{
 		{
@@ -165,6 +172,16 @@ func TestModuleConfig(t *testing.T) {
 			},
 		},
 		{name: "hook disabled", cfg: with(map[string]any{"enableHook": false}), noHook: true},
+		{
+			name: "gc with defaults", cfg: with(map[string]any{"gc": map[string]any{"enable": true}}),
+			gc: []string{"--store", "s3://my-cache?region=eu-west-1", "--keep-days", "30"}, schedule: "weekly",
+		},
+		{
+			name: "gc every night, keeping a week",
+			cfg: with(map[string]any{"environmentFile": "/run/keys/aws.env",
+				"gc": map[string]any{"enable": true, "keepDays": 7, "schedule": "*-*-* 03:00:00"}}),
+			gc: []string{"--store", "s3://my-cache?region=eu-west-1", "--keep-days", "7"}, schedule: "*-*-* 03:00:00",
+		},
 		{name: "allowed-users lists nixs3q", cfg: base, nix: map[string]any{"allowed-users": []string{"@wheel", "nixs3q"}}},
 		{name: "no store URL", cfg: with(map[string]any{"storeUrl": nil}), failing: "storeUrl"},
 		{name: "relative key file", cfg: with(map[string]any{"secretKeyFile": "cache.sec"}), failing: "secretKeyFile"},
@@ -203,6 +220,7 @@ func TestModuleConfig(t *testing.T) {
 				t.Errorf("failed assertions: %q", failed)
 			}
 			checkUnits(t, c, tc.cfg)
+			checkGC(t, c, tc.cfg, tc.gc, tc.schedule)
 
 			hookPath, hasHook := c.Nix.Settings["post-build-hook"]
 			if tc.noHook && hasHook {
@@ -294,5 +312,41 @@ func checkUnits(t *testing.T, c moduleConfig, cfg map[string]any) {
 	spool := hook.SpoolDir(hook.DefaultStateDir)
 	if !slices.Contains(c.Systemd.Tmpfiles.Rules, "d "+spool+" 0700 nixs3q nixs3q -") {
 		t.Errorf("tmpfiles rules %q do not create %s for the daemon's user", c.Systemd.Tmpfiles.Rules, spool)
+	}
+}
+
+// checkGC checks the gc timer and service: absent unless enabled, else
+// running "nixs3q gc" with wantArgs on
+// schedule, with the daemon's user and credentials.
+func checkGC(t *testing.T, c moduleConfig, cfg map[string]any, wantArgs []string, schedule string) {
+	t.Helper()
+	svc, hasSvc := c.Systemd.Services["nixs3q-gc"]
+	timer, hasTimer := c.Systemd.Timers["nixs3q-gc"]
+	if wantArgs == nil {
+		if hasSvc || hasTimer {
+			t.Errorf("gc service or timer defined with gc disabled")
+		}
+		return
+	}
+	if !hasSvc || !hasTimer {
+		t.Fatalf("gc enabled but service (%v) or timer (%v) missing", hasSvc, hasTimer)
+	}
+	if timer.TimerConfig["OnCalendar"] != schedule || timer.TimerConfig["Persistent"] != true || !slices.Contains(timer.WantedBy, "timers.target") {
+		t.Errorf("timer %+v, want OnCalendar %q, Persistent, wanted by timers.target", timer, schedule)
+	}
+	sc := svc.ServiceConfig
+	if sc["Type"] != "oneshot" || sc["User"] != "nixs3q" {
+		t.Errorf("gc service Type %v User %v", sc["Type"], sc["User"])
+	}
+	if ef, ok := cfg["environmentFile"]; ok != (sc["EnvironmentFile"] != nil) || (ok && sc["EnvironmentFile"] != ef) {
+		t.Errorf("gc EnvironmentFile = %v, want %v", sc["EnvironmentFile"], ef)
+	}
+	execStart, _ := sc["ExecStart"].(string)
+	args, err := execArgs(execStart, "/run/credentials/nixs3q-gc.service")
+	if err != nil {
+		t.Fatalf("ExecStart %q: %v", execStart, err)
+	}
+	if len(args) < 2 || args[0] != stubPackage+"/bin/nixs3q" || args[1] != "gc" || !slices.Equal(args[2:], wantArgs) {
+		t.Errorf("gc ExecStart runs %q, want nixs3q gc %q", args, wantArgs)
 	}
 }

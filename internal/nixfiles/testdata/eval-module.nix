@@ -34,10 +34,24 @@ let
 
   orEmpty = v: if v == null then { } else v;
   cfgSettings = orEmpty (s.cfg or null);
-  unknown = builtins.filter (n: !(opts ? ${n})) (builtins.attrNames cfgSettings);
+  # Options may be grouped one level deep (services.nixs3q.gc.enable); the
+  # summary names those "gc.enable", and settings give them as {"gc": {...}}.
+  isOption = o: (o._type or null) == "option";
+  unknownIn = prefix: group: given:
+    builtins.concatMap (n:
+      if !(group ? ${n}) then [ "${prefix}${n}" ]
+      else if isOption group.${n} then [ ]
+      else unknownIn "${prefix}${n}." group.${n} (orEmpty given.${n}))
+      (builtins.attrNames given);
+  unknown = unknownIn "" opts cfgSettings;
+  groupValue = given: group: builtins.mapAttrs (m: o: (orEmpty given).${m} or o.default) group;
   cfg =
     if unknown != [ ] then throw "no such option: services.nixs3q.${builtins.head unknown}"
-    else builtins.mapAttrs (n: o: cfgSettings.${n} or o.default) opts;
+    else builtins.mapAttrs (n: o: if isOption o then cfgSettings.${n} or o.default else groupValue (cfgSettings.${n} or null) o) opts;
+  flatten = f: builtins.listToAttrs (builtins.concatMap (n:
+    if isOption opts.${n} then [{ name = n; value = f opts.${n} cfg.${n}; }]
+    else map (m: { name = "${n}.${m}"; value = f opts.${n}.${m} cfg.${n}.${m}; }) (builtins.attrNames opts.${n}))
+    (builtins.attrNames opts));
 
   config = {
     services.nixs3q = cfg;
@@ -66,17 +80,17 @@ let
     else v;
   resolved = if dropped module.config then { } else resolve module.config;
 
-  checkOption = name: o: {
+  checkOption = o: value: {
     type = o.type.name;
     hasDescription = builtins.isString (o.description or null) && o.description != "";
     hasDefault = o ? default;
     defaultOK = o ? default && o.type.check o.default;
     # The value evaluated, after the settings, fits the type as well.
-    valueOK = o.type.check cfg.${name};
+    valueOK = o.type.check value;
   };
 in
 {
-  options = builtins.mapAttrs checkOption opts;
+  options = flatten checkOption;
   config =
     let only = s.only or null;
     in
