@@ -25,6 +25,9 @@ const (
 	PublishTimeout = 20 * time.Second
 )
 
+// recheckAfter is RecheckAfter; tests shorten it.
+var recheckAfter = RecheckAfter
+
 // ErrVanished reports that a reference, or the path's own NAR, disappeared
 // from the cache while the path was being uploaded (garbage collection, or
 // expiry). Nothing was published; the next attempt uploads what is missing.
@@ -38,7 +41,7 @@ func (u *Uploader) recheck(ctx context.Context, f *flight, narDone time.Time, na
 	p := f.owner
 	now := time.Now()
 	var keys []string
-	if now.Sub(p.started) > RecheckAfter {
+	if now.Sub(p.started) > recheckAfter {
 		for _, r := range p.infos[f.path].References {
 			if r == f.path {
 				continue
@@ -48,7 +51,7 @@ func (u *Uploader) recheck(ctx context.Context, f *flight, narDone time.Time, na
 			}
 		}
 	}
-	if now.Sub(narDone) > RecheckAfter && nar.url != "" {
+	if now.Sub(narDone) > recheckAfter && nar.url != "" {
 		keys = append(keys, nar.url)
 	}
 	var gone []string
