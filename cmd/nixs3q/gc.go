@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,6 +21,11 @@ import (
 	"github.com/nixs3q/nixs3q/uploader"
 	"github.com/nixs3q/nixs3q/uploader/storeurl"
 )
+
+// killAfterEnv, when set to N, makes gc SIGKILL itself before its
+// (N+1)-th deletion: the end-to-end tests interrupt gc with it at points
+// they choose, the way a crash or an OOM kill would.
+const killAfterEnv = "NIXS3Q_GC_KILL_AFTER"
 
 // openStore opens the cache named by a --store flag for the commands that
 // talk to the bucket directly (gc, pin, unpin, pins).
@@ -89,6 +97,20 @@ func runGC(ctx context.Context, args []string) error {
 	cache, err := openStore(ctx, *store, log)
 	if err != nil {
 		return err
+	}
+	if v := os.Getenv(killAfterEnv); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return &exitError{2, fmt.Errorf("%s=%q: want a number of deletions", killAfterEnv, v)}
+		}
+		var count atomic.Int64
+		cfg.BeforeDelete = func(string) error {
+			if count.Add(1) > n {
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {} // the signal is on its way
+			}
+			return nil
+		}
 	}
 	pr := newProgressPrinter(os.Stderr)
 	cfg.Progress = pr.update
