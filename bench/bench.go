@@ -33,6 +33,8 @@ type sizeConfig struct {
 
 	dedupPaths int
 
+	gcNarinfos int
+
 	latencySamples int
 
 	verifyPaths int // synthetic narinfos in the bucket verify checks
@@ -46,6 +48,7 @@ var sizes = map[string]sizeConfig{
 		closurePaths: 4, closureRand: 32 << 10, closureText: 32 << 10,
 		bigSize:        8 << 20,
 		dedupPaths:     200,
+		gcNarinfos:     500,
 		latencySamples: 4,
 		verifyPaths:    300,
 	},
@@ -56,6 +59,7 @@ var sizes = map[string]sizeConfig{
 		closurePaths: 40, closureRand: 4 << 20, closureText: 3 << 20,
 		bigSize:        1 << 30,
 		dedupPaths:     10000,
+		gcNarinfos:     10000,
 		latencySamples: 20,
 		verifyPaths:    10000,
 	},
@@ -76,6 +80,7 @@ var groups = []struct {
 	{"dedup", []string{"dedup-cold", "dedup-warm"}, (*env).measureDedup},
 	{"copy", []string{"copy-closure", "copy-big", "copy-big-rss", "copy-dedup"}, (*env).measureCopy},
 	{"verify", []string{"verify", "verify-rss", "verify-nar-hashes"}, (*env).measureVerify},
+	{"gc", []string{"gc-dry", "gc-real", "gc-rss"}, (*env).measureGC},
 }
 
 // allRows lists every row name, in order.
