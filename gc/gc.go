@@ -271,12 +271,15 @@ func (r *run) tallyPlan() {
 // has not been written since the mark (a builder publishing a path with
 // the same contents rewrites it), and it is not the NAR of an upload in
 // progress (one no narinfo of the graph names is deleted only when older
-// than the cutoff).
+// than the cutoff, and not at all when some narinfo cannot be read: it may
+// be that narinfo's).
 func (r *run) narDeletable(o uploader.Object) bool {
 	if !o.LastModified.Before(r.mark) {
 		return false
 	}
-	if !r.urls[o.Key] && !o.LastModified.Before(r.cfg.Cutoff) {
+	if !r.urls[o.Key] && (r.rep.Invalid > 0 || !o.LastModified.Before(r.cfg.Cutoff)) {
+		// Unused by any readable narinfo: an upload in progress, or the NAR
+		// of a narinfo this version cannot read, which is kept.
 		return false
 	}
 	return true
