@@ -116,8 +116,8 @@ func runGCJSON(t *testing.T, ctx context.Context, srv *s3Server, n *nixTool, sto
 	return r
 }
 
-// narinfoKeyOf is the narinfo key of a store path.
-func narinfoKeyOf(t *testing.T, p string) string {
+// gcNarinfoKey is the narinfo key of a store path.
+func gcNarinfoKey(t *testing.T, p string) string {
 	t.Helper()
 	sp, err := nix.ParseStorePath(storeDir, p)
 	if err != nil {
@@ -136,10 +136,19 @@ func objectsOfPaths(t *testing.T, cc cacheContents, paths []string) []string {
 		if ni == nil {
 			t.Fatalf("%s is not in the cache", p)
 		}
-		k := narinfoKeyOf(t, p)
+		k := gcNarinfoKey(t, p)
 		out = append(out, k, strings.TrimSuffix(k, ".narinfo")+".ls", ni.URL)
 	}
 	return out
+}
+
+// verifyClean requires `nixs3q verify` to find no problem in the cache.
+func verifyClean(t *testing.T, ctx context.Context, srv *s3Server, n *nixTool, store string, key keyPair) {
+	t.Helper()
+	r := runVerify(t, ctx, srv.daemonEnv(n), "--store", store, "--json", "--trusted-public-key", key.public.String())
+	if r.code != 0 {
+		t.Errorf("nixs3q verify exited %d: problems %v\n%s", r.code, reportProblems(t, r.stdout), r.stderr)
+	}
 }
 
 // afterCutoff waits until the bucket's clock has moved past a cutoff it
@@ -218,6 +227,7 @@ func TestGCGenerations(t *testing.T) {
 			t.Errorf("report %+v: want 3 narinfos, NARs and listings deleted, 1 pin, 1 root", r)
 		}
 	}
+	verifyClean(t, ctx, srv, n, store, key)
 	after := verifyCache(t, ctx, bucket, key.public)
 	var want []string
 	for _, k := range before.keys {
@@ -336,6 +346,7 @@ func TestGCBesideLiveBuilders(t *testing.T) {
 			waitDrained(t, ctx, d.opts.socket, time.Minute)
 		}
 	}
+	verifyClean(t, ctx, srv, n, store, key)
 	cc := verifyCache(t, ctx, bucket, key.public)
 	if cc.narinfos[old[0]] == nil {
 		t.Errorf("olddep, referenced by the live paths, is not in the cache")
@@ -378,6 +389,7 @@ func TestGCKilled(t *testing.T) {
 		if code != -1 {
 			t.Fatalf("seed %d: gc killed after %d deletions exited %d, want death by SIGKILL\n%s", seed, killAfter, code, errOut)
 		}
+		verifyClean(t, ctx, srv, n, store, key)
 		cc := verifyCache(t, ctx, bucket, key.public)
 		t.Logf("seed %d: killed before deletion %d; %d narinfos left", seed, killAfter+1, len(cc.narinfos))
 		if t.Failed() {
