@@ -95,11 +95,11 @@ func gcRun(ctx context.Context, srv *s3Server, n *nixTool, extraEnv []string, ar
 
 // gcReport is the part of `nixs3q gc --json` the tests read.
 type gcReport struct {
-	DryRun  bool
-	Deleted struct{ Narinfos, Nars, Listings struct{ Objects int64 } }
-	Kept    struct{ Narinfos struct{ Objects int64 } }
+	DryRun                                     bool
+	Deleted                                    struct{ Narinfos, Nars, Listings struct{ Objects int64 } }
+	Kept                                       struct{ Narinfos struct{ Objects int64 } }
 	Recent, Roots, Pinned, Restored, Retracted int
-	Error   string
+	Error                                      string
 }
 
 func runGCJSON(t *testing.T, ctx context.Context, srv *s3Server, n *nixTool, store string, args ...string) gcReport {
