@@ -276,3 +276,34 @@ func TestLock(t *testing.T) {
 		t.Fatal("lock not released")
 	}
 }
+
+// TestGraceRescan: with a grace period, what is written between the two
+// scans keeps its closure, without anything being deleted and restored.
+func TestGraceRescan(t *testing.T) {
+	ctx := t.Context()
+	b := newBucket(t)
+	now := time.Now()
+	cutoff, keep, contents := scenario(t, b, now)
+	cfg := testConfig(cutoff)
+	cfg.Grace = 100 * time.Millisecond
+	cfg.Progress = func(p Progress) {
+		if p.Phase == "grace" {
+			contents["gen4"] = "contents of gen4"
+			b.publish("gen4", contents["gen4"], time.Now(), "gen2")
+		}
+	}
+	rep, err := Run(ctx, b.cache, cfg, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.checkConsistent(ctx)
+	if rep.Restored != 0 || rep.Deleted.NarInfos.Objects != 2 { // gen1 and twinA
+		t.Errorf("restored %d, deleted %+v; want 0 and gen1, twinA", rep.Restored, rep.Deleted.NarInfos)
+	}
+	want := append(slices.Clone(keep), objectsOf(contents, "gen4", "gen2", "lib2", "lib1")...)
+	slices.Sort(want)
+	want = slices.Compact(want)
+	if d := diff(b.keys(), want); d != "" {
+		t.Fatalf("after gc:\n%s", d)
+	}
+}
