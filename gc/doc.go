@@ -14,7 +14,11 @@
 //
 //   - Roots: "nixs3q/roots/<YYYY-MM-DD>/<hashpart>", body the store path.
 //     The uploader writes one (Reasserter, through uploader.Roots) when a
-//     queued root turns out to be in the cache already. The key depends only
+//     queued root turns out to be in the cache already, unless the same
+//     daemon published it less than an hour ago (its narinfo is then young
+//     enough to keep it by itself for any keep period of a day or more; with
+//     --keep-since closer than that, such a push is not counted). The key
+//     depends only
 //     on the root and the UTC day, so builders write identical objects and
 //     need no coordination, and gc reads the day from the key: a listing
 //     (one request per 1,000 records) is enough, no record is read, and no
