@@ -34,6 +34,7 @@ type sizeConfig struct {
 	dedupPaths int
 
 	gcNarinfos int
+	gcRuns     int // at most this many gc runs (each fills a bucket); 0: every run
 
 	latencySamples int
 
@@ -48,7 +49,7 @@ var sizes = map[string]sizeConfig{
 		closurePaths: 4, closureRand: 32 << 10, closureText: 32 << 10,
 		bigSize:        8 << 20,
 		dedupPaths:     200,
-		gcNarinfos:     500,
+		gcNarinfos:     200,
 		latencySamples: 4,
 		verifyPaths:    300,
 	},
@@ -60,6 +61,7 @@ var sizes = map[string]sizeConfig{
 		bigSize:        1 << 30,
 		dedupPaths:     10000,
 		gcNarinfos:     10000,
+		gcRuns:         2,
 		latencySamples: 20,
 		verifyPaths:    10000,
 	},

@@ -114,7 +114,7 @@ func TestSelected(t *testing.T) {
 		want    []string // group names
 		wantErr bool
 	}{
-		{nil, []string{"hook", "enqueue", "latency", "closure", "big", "dedup", "copy", "verify"}, false},
+		{nil, []string{"hook", "enqueue", "latency", "closure", "big", "dedup", "copy", "verify", "gc"}, false},
 		{[]string{"dedup-warm"}, []string{"dedup"}, false},
 		{[]string{"big", "hook-down", "upload-big-rss"}, []string{"hook", "big"}, false},
 		{[]string{"nope"}, nil, true},

@@ -29,7 +29,10 @@ import (
 // the report) and peak RSS (getrusage).
 func (e *env) measureGC(ctx context.Context) ([]Row, error) {
 	n := e.opts.cfg.gcNarinfos
-	runs := min(e.opts.runs, 2) // each run refills a bucket
+	runs := e.opts.runs
+	if c := e.opts.cfg.gcRuns; c > 0 {
+		runs = min(runs, c) // each run fills a bucket of its own
+	}
 	var dry, real, dryRSS, realRSS []float64
 	var notes []string
 	for r := range runs {
