@@ -319,13 +319,18 @@ func TestGCBesideLiveBuilders(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	})
-	// Build the live paths one at a time, each through another daemon; nix
-	// builds them one by one, while gc runs.
+	// Build the live paths one at a time, each through another daemon,
+	// while gc runs; at least six, and more (up to nine) until gc has run
+	// three times meanwhile.
 	var roots []string
-	liveAttrs := []string{"live.0", "live.1", "live.2", "live.3", "live.4", "live.5"}
-	for i, attr := range liveAttrs {
-		d := ds[i%3]
-		roots = append(roots, gcBuild(t, ctx, n, d, nonce, attr)...)
+	for i := range 9 {
+		mu.Lock()
+		runs := len(reports)
+		mu.Unlock()
+		if i >= 6 && runs >= 3 {
+			break
+		}
+		roots = append(roots, gcBuild(t, ctx, n, ds[i%3], nonce, fmt.Sprintf("live.%d", i))...)
 		time.Sleep(time.Duration(rand.IntN(1500)) * time.Millisecond)
 	}
 	close(stop)
