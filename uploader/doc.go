@@ -49,6 +49,13 @@
 //     confirmed with a lookup before anything referring to it is published,
 //     and uploaded if it turns out missing, so a stale entry never hides a
 //     missing reference.
+//   - Beside garbage collection (package gc): right before a narinfo is
+//     written, references this call did not upload and the path's own NAR
+//     are looked up again when last seen more than RecheckAfter ago, and
+//     the narinfo write is bounded by PublishTimeout; a vanished one fails
+//     the attempt with ErrVanished (retryable) and publishes nothing. A
+//     queued root found already in the cache is re-asserted through Roots
+//     (SetRoots), so gc keeps what builders keep pushing.
 //
 // # Store metadata: why `nix path-info --json`
 //
