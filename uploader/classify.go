@@ -59,6 +59,7 @@ var reasonCodes = map[string]string{
 	reasonNoSpace:      "no_space",
 	reasonTimeout:      "timeout",
 	reasonNetwork:      "network",
+	reasonVanished:     "vanished",
 	reasonUnknown:      "other",
 }
 
@@ -88,6 +89,7 @@ const (
 	reasonNoSpace      = "no space left on the cache's file system: free some space; it is retried"
 	reasonTimeout      = "timed out talking to the cache; it is retried"
 	reasonNetwork      = "network error talking to the cache; it is retried"
+	reasonVanished     = "a path it refers to vanished from the cache during the upload (garbage collection); it is retried and uploaded again"
 	reasonUnknown      = "unexpected error; it is retried"
 )
 
@@ -154,6 +156,9 @@ func classify(err error) Class {
 	}
 	if errors.Is(err, nix.ErrUnsupportedFileType) {
 		return permanent(reasonFileType)
+	}
+	if errors.Is(err, ErrVanished) {
+		return transient(reasonVanished)
 	}
 	if errors.Is(err, context.Canceled) {
 		return transient(reasonCanceled)

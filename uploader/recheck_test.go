@@ -37,6 +37,9 @@ func TestRecheckVanishedReference(t *testing.T) {
 	if !errors.Is(err, ErrVanished) {
 		t.Fatalf("upload while a reference vanished: %v, want ErrVanished", err)
 	}
+	if c := Classify(err); c.Permanent || c.Code != "vanished" {
+		t.Errorf("Classify = %+v, want a transient \"vanished\"", c)
+	}
 	if _, ok := c.object(keyOf(t, s.dir, p["c"])); ok {
 		t.Error("c, which references the vanished d, was published")
 	}
