@@ -75,13 +75,12 @@ func (r *run) sweep(ctx context.Context) error {
 
 	// 3. NARs no remaining narinfo uses, and listings.
 	used := make(map[string]bool)
-	for h, o := range cur.narinfos {
+	for h := range cur.narinfos {
 		if ni := fresh[h]; ni != nil {
 			used[ni.url] = true
 		} else if id, ok := r.g.Lookup(h); ok && r.g.Node(id).State == scan.Valid {
 			used[r.g.Node(id).URL] = true
 		}
-		_ = o
 	}
 	var nars, lss []uploader.Object
 	for k, o := range cur.nars {
@@ -114,12 +113,14 @@ func (r *run) sweep(ctx context.Context) error {
 		}
 		return false
 	}
-	cur2, fresh2, err := r.settle(ctx, len(deletedNars) > 0, known)
-	if err != nil {
-		return err
-	}
-	if err := r.retract(ctx, cur2, fresh2, deletedNars); err != nil {
-		return err
+	if len(deletedNars) > 0 {
+		_, fresh2, err := r.settle(ctx, true, known)
+		if err != nil {
+			return err
+		}
+		if err := r.retract(ctx, fresh2, deletedNars); err != nil {
+			return err
+		}
 	}
 
 	// 5. Root records that keep nothing, and old unfinished uploads.
@@ -274,7 +275,7 @@ func (r *run) restore(ctx context.Context, cur *listing, fr map[string]*fresh, t
 
 // retract deletes the narinfos written since the scan whose NAR this run
 // deleted, and those written since that reference them, referrers first.
-func (r *run) retract(ctx context.Context, cur *listing, fr map[string]*fresh, deletedNars map[string]bool) error {
+func (r *run) retract(ctx context.Context, fr map[string]*fresh, deletedNars map[string]bool) error {
 	bad := make(map[string]bool)
 	for h, f := range fr {
 		if deletedNars[f.url] {
@@ -327,7 +328,6 @@ func (r *run) retract(ctx context.Context, cur *listing, fr map[string]*fresh, d
 	}
 	r.log.Warn("retracted narinfos published during the run whose NAR the run had deleted; their builders upload them again at the next push",
 		zap.Int("count", r.rep.Retracted))
-	_ = cur
 	return nil
 }
 
