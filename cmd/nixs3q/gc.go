@@ -249,7 +249,7 @@ func runPin(ctx context.Context, args []string) error {
 	}
 	var paths []string
 	for _, a := range fs.Args() {
-		p := resolvePath(a)
+		p := resolvePath(a, *storeDir)
 		sp, err := nix.ParseStorePath(*storeDir, p)
 		if err != nil {
 			return &exitError{2, fmt.Errorf("%s: %w", a, err)}
