@@ -341,8 +341,8 @@ func TestGCBesideLiveBuilders(t *testing.T) {
 		deleted += int(r.Deleted.Narinfos.Objects)
 	}
 	t.Logf("%d gc runs while building: %d narinfos deleted, %d written back", len(reports), deleted, restored)
-	if len(reports) < 2 {
-		t.Errorf("only %d gc runs overlapped the builds", len(reports))
+	if len(reports) == 0 {
+		t.Errorf("no gc run finished while the daemons published")
 	}
 	for _, d := range ds {
 		if st := status(t, ctx, d.opts.socket); st.Failed != 0 {
