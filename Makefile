@@ -3,6 +3,9 @@
 GO ?= go
 export NIXS3Q_REQUIRE_TOOLS := 1
 export GOFLAGS := -mod=readonly
+# Tests and benchmarks talk to loopback only: never let the AWS SDK probe the
+# EC2 instance metadata service for credentials or a region.
+export AWS_EC2_METADATA_DISABLED := true
 
 .PHONY: check deps fmt vet test e2e build bench try
 
