@@ -26,7 +26,8 @@ func (u *Uploader) Upload(ctx context.Context, root string) (Result, error) {
 // UploadBatch publishes the closures of roots together: one metadata query
 // (nix path-info) for all of them, one lookup pass over the union of their
 // closures, and every missing path uploaded once. done is called exactly
-// once for each distinct root, from any goroutine, as soon as that root's
+// once for each distinct root, from any goroutine and possibly concurrently
+// (done must be safe for that), as soon as that root's
 // closure is published or has failed; UploadBatch returns after the last
 // call to done has returned.
 //

@@ -9,6 +9,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -375,7 +376,10 @@ func Repair(ctx context.Context, cache uploader.Cache, pub Publisher, g *scan.Gr
 	orphans := plan.Orphans
 	if len(plan.Republish) > 0 {
 		var ok []string
+		var mu sync.Mutex // done runs concurrently, once per root
 		pub.Republish(ctx, plan.Republish, func(root string, r uploader.Result, err error) {
+			mu.Lock()
+			defer mu.Unlock()
 			pp.add(1, r.Bytes)
 			if err != nil {
 				log.Warn("could not publish a path again", zap.String("path", root), zap.Error(err))
