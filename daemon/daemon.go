@@ -22,6 +22,9 @@ type Uploader interface {
 	UploadBatch(ctx context.Context, roots []string, done func(root string, res uploader.Result, err error))
 	// Active lists the NARs being uploaded now.
 	Active() []uploader.Transfer
+	// Expedite makes the uploads the closures of roots still need urgent,
+	// for roots whose upload began before anyone waited for them.
+	Expedite(roots []string)
 	CacheChecker
 }
 
@@ -66,7 +69,7 @@ func New(cfg Config, q *queue.Queue, up Uploader, log *zap.Logger) (*Daemon, err
 	rec := &recorder{q: q, metrics: cfg.Metrics, meter: meter, health: health, waiters: w, tracker: cfg.Progress, log: log}
 	p := newPool(q, up, rec.record, cfg, log)
 	h := &handler{storeDir: cfg.StoreDir, stateDir: cfg.StateDir, storeName: cfg.StoreName, publicKey: cfg.PublicKey, lastGC: cfg.LastGC, q: q, access: acc,
-		active: p.activeItems, transfers: up.Active, meter: meter, waiters: w, tracker: cfg.Progress, log: log}
+		active: p.activeItems, transfers: up.Active, expedite: up.Expedite, meter: meter, waiters: w, tracker: cfg.Progress, log: log}
 	srv := &hook.Server{Handler: h, Log: newEventLog(log).report,
 		IdleTimeout: cfg.IdleTimeout, RequestTimeout: cfg.RequestTimeout,
 		MaxConns: cfg.MaxConns, MaxConnsPerUID: cfg.MaxConnsPerUID}

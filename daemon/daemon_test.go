@@ -65,6 +65,8 @@ func (f *fakeUploader) UploadBatch(ctx context.Context, roots []string, done fun
 
 func (f *fakeUploader) Active() []uploader.Transfer { return nil }
 
+func (f *fakeUploader) Expedite([]string) {}
+
 func (f *fakeUploader) EnsureCacheInfo(ctx context.Context) error { return f.cacheErr }
 
 func (f *fakeUploader) count(root string) int {

@@ -28,6 +28,7 @@ type handler struct {
 	access                        access
 	active                        func() []queue.Item        // items the workers process
 	transfers                     func() []uploader.Transfer // NARs being uploaded
+	expedite                      func(roots []string)       // nil: uploads cannot be sped up
 	meter                         *rateMeter
 	waiters                       *waiters
 	tracker                       *progress.Tracker      // nil: no progress of uploads in flight

@@ -107,6 +107,13 @@ func (h *handler) Wait(ctx context.Context, p hook.Peer, req hook.WaitRequest) (
 			return nil, err
 		}
 		st.Urgent = urgent
+		if urgent && h.expedite != nil {
+			// The paths may have been claimed, and their uploads begun,
+			// before this waiter marked them: those uploads become urgent
+			// too. Repeated at every wake-up, which also covers an upload
+			// that began after the previous one.
+			h.expedite(paths)
+		}
 		if st.Done || st.Version != req.Since || req.Hold <= 0 {
 			return st, nil
 		}

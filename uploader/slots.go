@@ -108,3 +108,25 @@ func (s *slots) grantLocked() {
 	w.granted = true
 	close(w.ready)
 }
+
+// Expedite makes urgent, as if their calls had been made under Urgent, the
+// uploads still in progress that the closures of roots need: for a root
+// whose upload began before anyone waited for it. NARs already streaming
+// are not interrupted; the others take the next free slot. Roots that no
+// call is uploading are ignored. It does not block.
+func (u *Uploader) Expedite(roots []string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for p := range u.plans {
+		for _, root := range roots {
+			if p.infos[root] == nil {
+				continue
+			}
+			for _, path := range p.closure(root) {
+				if f := p.flights[path]; f != nil && !f.finished {
+					f.urgent.Store(true)
+				}
+			}
+		}
+	}
+}

@@ -3,6 +3,7 @@ package uploader
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -147,4 +148,75 @@ func (o *orderObserver) order() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return append([]string(nil), o.done...)
+}
+
+// TestExpediteUploadInProgress starts an upload without urgency behind a
+// backlog, as a worker that claimed a path before anyone waited for it,
+// and then expedites it: its NAR must take the next free slot.
+func TestExpediteUploadInProgress(t *testing.T) {
+	for _, expedite := range []bool{true, false} {
+		t.Run(fmt.Sprintf("expedite=%v", expedite), func(t *testing.T) {
+			s := newFakeStore(t)
+			var backlog []string
+			for i := range 20 {
+				backlog = append(backlog, s.add(t, fmt.Sprintf("backlog-%02d", i), map[string]string{"f": fmt.Sprint(i)}))
+			}
+			dep := s.add(t, "mine-dep", map[string]string{"f": "dep"})
+			mine := s.add(t, "mine", map[string]string{"f": "urgent"}, dep)
+			c := newFakeCache()
+			c.beforePut = func(key string) {
+				if strings.HasPrefix(key, "nar/") {
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+			rec := &orderObserver{}
+			cfg := testConfig(s.dir)
+			cfg.Concurrency = 1
+			cfg.Observer = rec
+			u := newTestUploader(t, cfg, c, s, nil, nil)
+
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			wg.Go(func() { u.UploadBatch(ctx, backlog, func(string, Result, error) {}) })
+			deadline := time.Now().Add(10 * time.Second)
+			for len(u.Active()) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("backlog never started")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			wg.Go(func() {
+				if _, err := u.Upload(ctx, mine); err != nil {
+					t.Error(err)
+				}
+			})
+			// Wait until mine's flights exist, then expedite it.
+			for {
+				u.mu.Lock()
+				_, ok := u.flights[dep]
+				u.mu.Unlock()
+				if ok {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the upload of mine never started")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if expedite {
+				u.Expedite([]string{mine, "/nix/store/00000000000000000000000000000000-not-uploading"})
+			}
+			wg.Wait()
+			order := rec.order()
+			pos := slices.Index(order, mine)
+			switch {
+			case pos < 0:
+				t.Fatalf("mine never finished: %v", order)
+			case expedite && pos > 5:
+				t.Errorf("expedited path finished %dth of %d, want among the first few: %v", pos+1, len(order), order)
+			case !expedite && pos < 10:
+				t.Errorf("without Expedite the path finished %dth of %d: the test cannot tell the difference", pos+1, len(order))
+			}
+		})
+	}
 }

@@ -149,10 +149,16 @@ func (u *Uploader) uploadBatch(ctx context.Context, roots []string, force bool, 
 		}
 	}
 	flights := make(map[string]*flight, len(missing))
+	u.mu.Lock()
+	u.plans[p] = struct{}{}
+	u.mu.Unlock()
 	for _, path := range missing {
 		flights[path] = u.acquire(ctx, p, path)
 	}
 	defer func() {
+		u.mu.Lock()
+		delete(u.plans, p)
+		u.mu.Unlock()
 		for _, f := range flights {
 			u.release(f)
 		}

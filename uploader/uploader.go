@@ -64,6 +64,7 @@ type Uploader struct {
 
 	mu        sync.Mutex
 	flights   map[string]*flight // store path -> upload in progress
+	plans     map[*plan]struct{} // plans of the calls uploading now
 	transfers map[*transfer]struct{}
 	// published remembers when this process last published each path
 	// (at most maxPublished, oldest forgotten first), so that a call whose
@@ -142,6 +143,7 @@ func New(cfg Config, cache Cache, src PathInfoSource, presence Presence, key *ni
 		codec:        c,
 		slots:        newSlots(cfg.Concurrency),
 		flights:      make(map[string]*flight),
+		plans:        make(map[*plan]struct{}),
 		published:    make(map[string]time.Time),
 		transfers:    make(map[*transfer]struct{}),
 	}, nil
