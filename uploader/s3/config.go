@@ -17,6 +17,8 @@ const (
 	DefaultPartConcurrency = 4
 	DefaultMaxAttempts     = 6
 	DefaultMaxBackoff      = 20 * time.Second
+	DefaultRetryDelay      = time.Second
+	DefaultThrottleDelay   = 5 * time.Second
 	DefaultMaxRetryAfter   = time.Minute
 	DefaultStallTimeout    = 2 * time.Minute
 
@@ -41,7 +43,10 @@ type Config struct {
 	Region string
 	// Endpoint is a custom S3 endpoint for S3-compatible servers: a host
 	// ("127.0.0.1:9000", combined with Scheme) or a full URL
-	// ("http://127.0.0.1:9000"). Empty means AWS.
+	// ("http://127.0.0.1:9000"). A full URL may have a path prefix
+	// ("https://gw.example.org/s3"): requests go to that path, followed by
+	// the bucket in path style (as Nix 2.36 does), or to
+	// https://BUCKET.gw.example.org/s3/KEY in virtual style. Empty means AWS.
 	Endpoint string
 	// Profile names the shared-config profile to load credentials and
 	// region from. Empty uses AWS_PROFILE or "default".
@@ -70,9 +75,19 @@ type Config struct {
 	// MaxAttempts is the number of attempts the AWS SDK makes per request
 	// before giving up; 0 means DefaultMaxAttempts.
 	MaxAttempts int
-	// MaxBackoff caps the SDK's exponential backoff between attempts; 0 means
-	// DefaultMaxBackoff.
+	// MaxBackoff caps the backoff between attempts (Nix's retry-max-delay);
+	// 0 means DefaultMaxBackoff. It does not cap a server's Retry-After,
+	// which MaxRetryAfter bounds.
 	MaxBackoff time.Duration
+	// RetryDelay is the base of the exponential backoff after a transient
+	// failure (Nix's retry-delay): attempt n waits a random time ("full
+	// jitter") up to RetryDelay × 2^(n-1), at most MaxBackoff. 0 means
+	// DefaultRetryDelay.
+	RetryDelay time.Duration
+	// ThrottleDelay is the base of the backoff after the server throttled
+	// the request (429, 503, SlowDown; Nix's retry-delay-rate-limited),
+	// otherwise computed like RetryDelay. 0 means DefaultThrottleDelay.
+	ThrottleDelay time.Duration
 	// MaxRetryAfter is the longest Retry-After the SDK waits out itself
 	// before a retry; a longer one ends the request so the queue can
 	// reschedule it. 0 means DefaultMaxRetryAfter.
@@ -93,6 +108,8 @@ func (c Config) withDefaults() Config {
 	c.PartConcurrency = cmp.Or(c.PartConcurrency, DefaultPartConcurrency)
 	c.MaxAttempts = cmp.Or(c.MaxAttempts, DefaultMaxAttempts)
 	c.MaxBackoff = cmp.Or(c.MaxBackoff, DefaultMaxBackoff)
+	c.RetryDelay = cmp.Or(c.RetryDelay, DefaultRetryDelay)
+	c.ThrottleDelay = cmp.Or(c.ThrottleDelay, DefaultThrottleDelay)
 	c.MaxRetryAfter = cmp.Or(c.MaxRetryAfter, DefaultMaxRetryAfter)
 	c.StallTimeout = cmp.Or(c.StallTimeout, DefaultStallTimeout)
 	return c
@@ -117,7 +134,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("s3: part concurrency %d is negative", c.PartConcurrency)
 	case c.MaxAttempts < 0:
 		return fmt.Errorf("s3: max attempts %d is negative", c.MaxAttempts)
-	case c.MaxBackoff < 0 || c.MaxRetryAfter < 0 || c.StallTimeout < 0:
+	case c.MaxBackoff < 0 || c.MaxRetryAfter < 0 || c.StallTimeout < 0 || c.RetryDelay < 0 || c.ThrottleDelay < 0:
 		return errors.New("s3: negative backoff")
 	case strings.ContainsAny(c.StorageClass, " /?&="):
 		return fmt.Errorf("s3: invalid storage class %q", c.StorageClass)
@@ -126,7 +143,8 @@ func (c Config) Validate() error {
 	return err
 }
 
-// endpointURL is the base URL of a custom endpoint, or "" for AWS.
+// endpointURL is the base URL of a custom endpoint, with its path prefix
+// and no trailing slash, or "" for AWS.
 func (c Config) endpointURL() (string, error) {
 	if c.Endpoint == "" {
 		return "", nil
@@ -155,10 +173,12 @@ func (c Config) endpointURL() (string, error) {
 		return "", fmt.Errorf("s3: endpoint %q contradicts scheme %q", c.Endpoint, c.Scheme)
 	case u.Host == "":
 		return "", fmt.Errorf("s3: endpoint %q has no host", c.Endpoint)
-	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "":
-		return "", fmt.Errorf("s3: endpoint %q: want only scheme, host and port", c.Endpoint)
+	case u.RawQuery != "" || u.Fragment != "" || u.RawPath != "" || strings.Contains(u.Path, "//"):
+		return "", fmt.Errorf("s3: endpoint %q: want scheme, host, port and an optional plain path prefix", c.Endpoint)
+	case u.Path != "" && u.Path != "/" && !strings.Contains(c.Endpoint, "://"):
+		return "", fmt.Errorf("s3: endpoint %q: a path prefix needs the full URL form, %s://HOST/PREFIX", c.Endpoint, u.Scheme)
 	}
-	return u.Scheme + "://" + u.Host, nil
+	return u.Scheme + "://" + u.Host + strings.TrimSuffix(u.Path, "/"), nil
 }
 
 // pathStyle reports whether requests address the bucket in the path.

@@ -1,6 +1,8 @@
 package s3
 
 import (
+	"errors"
+	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -19,6 +21,7 @@ func newRetryer(cfg Config) aws.Retryer {
 	std := retry.NewStandard(func(o *retry.StandardOptions) {
 		o.MaxAttempts = cfg.MaxAttempts
 		o.MaxBackoff = cfg.MaxBackoff
+		o.Backoff = &jitterBackoff{base: cfg.RetryDelay, throttled: cfg.ThrottleDelay, max: cfg.MaxBackoff, rand: rand.Float64}
 		o.RateLimiter = ratelimit.None
 		o.Retryables = append(o.Retryables, retry.RetryableHTTPStatusCode{
 			Codes: map[int]struct{}{http.StatusTooManyRequests: {}},
@@ -47,4 +50,40 @@ func (r *retryAfterRetryer) RetryDelay(attempt int, opErr error) (time.Duration,
 		return 0, opErr
 	}
 	return max(delay, asked), nil
+}
+
+// jitterBackoff is Nix's file-transfer backoff (2.35): attempt n waits a
+// random time between 0 and base × 2^(n-1) ("full jitter"), capped at max,
+// with a larger base when the server throttled the request.
+type jitterBackoff struct {
+	base, throttled, max time.Duration
+	rand                 func() float64
+}
+
+func (b *jitterBackoff) BackoffDelay(attempt int, err error) (time.Duration, error) {
+	base := b.base
+	if isThrottle(err) {
+		base = b.throttled
+	}
+	ceiling := b.max
+	if attempt >= 1 && attempt < 32 {
+		if d := base << (attempt - 1); d > 0 && d < ceiling {
+			ceiling = d
+		}
+	}
+	return time.Duration(b.rand() * float64(ceiling)), nil
+}
+
+// isThrottle reports a response that asks the client to slow down: 429, 503
+// or an S3 throttling error code.
+func isThrottle(err error) bool {
+	switch httpStatus(err) {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return true
+	}
+	var te interface{ IsErrorThrottle() aws.Ternary }
+	if errors.As(err, &te) && te.IsErrorThrottle() == aws.TrueTernary {
+		return true
+	}
+	return retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err) == aws.TrueTernary
 }

@@ -16,7 +16,12 @@
 //   - A Spec returned by Parse is valid: Open fails only for reasons
 //     outside the URL (the AWS configuration, the file system).
 //   - Both endpoint spellings work: endpoint=HOST[:PORT] with scheme=, and
-//     endpoint=http[s]://HOST[:PORT] (Nix 2.33 and later).
+//     endpoint=http[s]://HOST[:PORT][/PREFIX] (Nix 2.33 and later; the
+//     prefix, placed before the bucket, from Nix 2.36).
+//   - Nix 2.35's retry-attempts, retry-delay, retry-delay-rate-limited and
+//     retry-max-delay set the S3 client's attempts and backoff (s3.Config
+//     MaxAttempts, RetryDelay, ThrottleDelay, MaxBackoff); 0 keeps the
+//     default.
 //   - Redact never returns the URL's userinfo, and parse errors never
 //     contain it.
 package storeurl

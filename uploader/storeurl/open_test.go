@@ -56,7 +56,10 @@ func TestOpenMinIO(t *testing.T) {
 		name, value, _ := strings.Cut(kv, "=")
 		t.Setenv(name, value)
 	}
+	gw := testenv.StartGateway(t, m, "/storage/s3")
 	for _, raw := range []string{
+		// Nix 2.36: a full URL with a path prefix, before the bucket.
+		"s3://spellings?endpoint=" + gw.Endpoint + "&retry-attempts=2&retry-delay=50",
 		"s3://spellings?endpoint=" + m.Host + "&scheme=http",
 		"s3://spellings?endpoint=" + m.Endpoint,
 		"s3://spellings?endpoint=" + m.Endpoint + "&addressing-style=path&multipart-upload=false",
@@ -67,5 +70,24 @@ func TestOpenMinIO(t *testing.T) {
 				t.Errorf("String() %q contains credentials", s)
 			}
 		})
+	}
+	if gw.Forwarded.Load() < 2 || gw.Refused.Load() != 0 {
+		t.Errorf("gateway forwarded %d and refused %d requests, want at least 2 and none", gw.Forwarded.Load(), gw.Refused.Load())
+	}
+
+	// Without the prefix, the gateway refuses: the prefix really is used.
+	spec, err := storeurl.Parse("s3://spellings?endpoint=" + strings.TrimSuffix(gw.Endpoint, "/storage/s3") + "/other&retry-attempts=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := storeurl.Open(context.Background(), spec, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cache.Put(context.Background(), "x", strings.NewReader("x"), uploader.PutOptions{Size: 1}); err == nil {
+		t.Error("Put through the wrong prefix succeeded")
+	}
+	if gw.Refused.Load() == 0 {
+		t.Error("the gateway refused nothing for the wrong prefix")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -59,13 +60,21 @@ func knownParams() map[string]param {
 		"storage-class":        {s3Only: true, apply: func(s *Spec, v string) error { s.S3.StorageClass = v; return nonEmpty(v) }},
 		"multipart-upload":     {s3Only: true, apply: func(s *Spec, v string) (err error) { s.S3.Multipart, err = parseBool(v); return err }},
 		"multipart-chunk-size": {s3Only: true, apply: applyChunkSize},
-		"compression":          {apply: applyCompression},
-		"compression-level":    {apply: applyCompressionLevel},
-		"parallel-compression": {apply: applyParallelCompression},
-		"write-nar-listing":    {apply: func(s *Spec, v string) (err error) { s.Format.WriteNarListing, err = parseBool(v); return err }},
-		"want-mass-query":      {apply: func(s *Spec, v string) (err error) { s.Format.WantMassQuery, err = parseBool(v); return err }},
-		"priority":             {apply: applyPriority},
-		"secret-key":           {apply: func(s *Spec, v string) error { s.SecretKeyFile = v; return nonEmpty(v) }},
+		"multipart-threshold":  {s3Only: true, apply: ignoreSize("multipart-threshold")},
+		// Nix 2.35's per-store overrides of the filetransfer-retry-*
+		// settings, in milliseconds and attempts; 0 keeps the default.
+		"retry-attempts":           {s3Only: true, apply: applyRetryAttempts},
+		"retry-delay":              {s3Only: true, apply: applyMillis(func(s *Spec) *time.Duration { return &s.S3.RetryDelay })},
+		"retry-delay-rate-limited": {s3Only: true, apply: applyMillis(func(s *Spec) *time.Duration { return &s.S3.ThrottleDelay })},
+		"retry-max-delay":          {s3Only: true, apply: applyMillis(func(s *Spec) *time.Duration { return &s.S3.MaxBackoff })},
+		"narinfo-cache-meta-ttl":   {apply: ignoreUint("narinfo-cache-meta-ttl")},
+		"compression":              {apply: applyCompression},
+		"compression-level":        {apply: applyCompressionLevel},
+		"parallel-compression":     {apply: applyParallelCompression},
+		"write-nar-listing":        {apply: func(s *Spec, v string) (err error) { s.Format.WriteNarListing, err = parseBool(v); return err }},
+		"want-mass-query":          {apply: func(s *Spec, v string) (err error) { s.Format.WantMassQuery, err = parseBool(v); return err }},
+		"priority":                 {apply: applyPriority},
+		"secret-key":               {apply: func(s *Spec, v string) error { s.SecretKeyFile = v; return nonEmpty(v) }},
 	}
 }
 
@@ -75,7 +84,7 @@ func knownParams() map[string]param {
 func isIgnoredParam(name string) bool {
 	switch name {
 	case "buffer-size", "index-debug-info", "local-nar-cache", "log-compression",
-		"ls-compression", "multipart-threshold", "narinfo-compression",
+		"ls-compression", "narinfo-compression",
 		"path-info-cache-size", "system-features", "trusted":
 		return true
 	}

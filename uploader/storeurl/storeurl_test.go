@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nixs3q/nixs3q/uploader"
 	"github.com/nixs3q/nixs3q/uploader/s3"
@@ -79,6 +80,68 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestParseNixURLs parses the s3:// URLs that the Nix 2.33 to 2.36 release
+// notes and manual show (their object keys dropped: a store URL names a
+// bucket), and checks each means for nixs3q what it means for Nix.
+func TestParseNixURLs(t *testing.T) {
+	s3Spec := func(bucket string, edit func(*storeurl.Spec)) storeurl.Spec {
+		spec := defaults("s3")
+		spec.S3 = s3.Config{Bucket: bucket, Multipart: true}
+		edit(&spec)
+		return spec
+	}
+	for _, tc := range []struct {
+		source string
+		raw    string
+		want   storeurl.Spec
+	}{
+		{"manual, s3 store", "s3://example-nix-cache?profile=cache-upload&region=eu-west-2", s3Spec("example-nix-cache", func(s *storeurl.Spec) {
+			s.S3.Profile, s.S3.Region = "cache-upload", "eu-west-2"
+		})},
+		{"manual, s3 store (2.36)", "s3://example-nix-cache?profile=cache-upload&endpoint=https://minio.example.com", s3Spec("example-nix-cache", func(s *storeurl.Spec) {
+			s.S3.Profile, s.S3.Endpoint = "cache-upload", "https://minio.example.com"
+		})},
+		{"2.33, storage classes", "s3://my-bucket?storage-class=GLACIER", s3Spec("my-bucket", func(s *storeurl.Spec) { s.S3.StorageClass = "GLACIER" })},
+		{"2.33, storage classes", "s3://my-bucket?storage-class=INTELLIGENT_TIERING", s3Spec("my-bucket", func(s *storeurl.Spec) { s.S3.StorageClass = "INTELLIGENT_TIERING" })},
+		{"2.33, multipart settings", "s3://my-bucket?multipart-upload=true&multipart-threshold=104857600&multipart-chunk-size=5242880", s3Spec("my-bucket", func(s *storeurl.Spec) {
+			s.S3.PartSize = 5 << 20
+			s.Ignored = []string{"multipart-threshold"}
+		})},
+		{"2.33, buffer-size is an alias of multipart-chunk-size", "s3://my-bucket?buffer-size=16777216", s3Spec("my-bucket", func(s *storeurl.Spec) {
+			s.Ignored = []string{"buffer-size"}
+		})},
+		{"2.34, addressing style", "s3://my-bucket?region=us-east-1&addressing-style=path", s3Spec("my-bucket", func(s *storeurl.Spec) {
+			s.S3.Region, s.S3.AddressingStyle = "us-east-1", "path"
+		})},
+		{"2.34, narinfo-cache-meta-ttl", "s3://my-bucket?narinfo-cache-meta-ttl=3600", s3Spec("my-bucket", func(s *storeurl.Spec) {
+			s.Ignored = []string{"narinfo-cache-meta-ttl"}
+		})},
+		{"2.35, per-store retry overrides", "s3://my-cache?retry-attempts=8", s3Spec("my-cache", func(s *storeurl.Spec) { s.S3.MaxAttempts = 8 })},
+		{"2.35, all retry overrides", "s3://my-cache?retry-delay=250&retry-delay-rate-limited=10000&retry-max-delay=120000&retry-attempts=10", s3Spec("my-cache", func(s *storeurl.Spec) {
+			s.S3.RetryDelay, s.S3.ThrottleDelay, s.S3.MaxBackoff, s.S3.MaxAttempts = 250*time.Millisecond, 10*time.Second, 2*time.Minute, 10
+		})},
+		{"2.35, 0 keeps Nix's global setting (here: the default)", "s3://my-cache?retry-attempts=0&retry-delay=0", s3Spec("my-cache", func(*storeurl.Spec) {})},
+		{"2.36, endpoint as a full URL", "s3://bucket?endpoint=http://localhost:9000", s3Spec("bucket", func(s *storeurl.Spec) { s.S3.Endpoint = "http://localhost:9000" })},
+		{"2.36, endpoint with a path prefix", "s3://bucket?endpoint=https://gw.example.org/storage/s3", s3Spec("bucket", func(s *storeurl.Spec) {
+			s.S3.Endpoint = "https://gw.example.org/storage/s3"
+		})},
+		{"2.36, deprecated but accepted: bare host and scheme", "s3://bucket?endpoint=localhost:9000&scheme=http", s3Spec("bucket", func(s *storeurl.Spec) {
+			s.S3.Endpoint, s.S3.Scheme = "localhost:9000", "http"
+		})},
+		{"Nix 2.32 and Lix: bare host, https", "s3://bucket?endpoint=custom.s3.com", s3Spec("bucket", func(s *storeurl.Spec) { s.S3.Endpoint = "custom.s3.com" })},
+	} {
+		t.Run(tc.raw, func(t *testing.T) {
+			got, err := storeurl.Parse(tc.raw)
+			if err != nil {
+				t.Fatalf("%s: Parse: %v", tc.source, err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("%s: Parse(%q)\n got %+v\nwant %+v", tc.source, tc.raw, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct {
 		raw     string
@@ -107,7 +170,16 @@ func TestParseErrors(t *testing.T) {
 		{"s3://nix-cache?region=", []string{"region", "empty"}},
 		{"s3://nix-cache?endpoint=ftp://host", []string{"endpoint", "http or https"}},
 		{"s3://nix-cache?endpoint=https://host:9000&scheme=http", []string{"contradicts"}},
-		{"s3://nix-cache?endpoint=http://host/prefix", []string{"only scheme, host and port"}},
+		{"s3://nix-cache?endpoint=host:9000/prefix&scheme=http", []string{"full URL form"}},
+		{"s3://nix-cache?endpoint=http://host/prefix?x=1", []string{"path prefix"}},
+		{"s3://nix-cache?retry-attempts=-1", []string{"retry-attempts", "integer"}},
+		{"s3://nix-cache?retry-attempts=4294967296", []string{"retry-attempts", "4294967295"}},
+		{"s3://nix-cache?retry-delay=1.5s", []string{"retry-delay", "milliseconds"}},
+		{"s3://nix-cache?retry-max-delay=", []string{"retry-max-delay"}},
+		{"s3://nix-cache?retry-delay-rate-limited=soon", []string{"retry-delay-rate-limited"}},
+		{"file:///cache?retry-attempts=3", []string{"retry-attempts", "only to s3://"}},
+		{"s3://nix-cache?multipart-threshold=big", []string{"multipart-threshold", "size"}},
+		{"s3://nix-cache?narinfo-cache-meta-ttl=-5", []string{"narinfo-cache-meta-ttl", "integer"}},
 		{"s3://nix-cache?endpoint=ftp://k:secret@host", []string{"credentials"}},
 		{"s3://", []string{"missing bucket"}},
 		{"s3://nix-cache/prefix", []string{"path", "only a bucket"}},

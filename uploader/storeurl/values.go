@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/nixs3q/nixs3q/uploader"
 	"github.com/nixs3q/nixs3q/uploader/s3"
 )
 
@@ -84,26 +86,77 @@ func applyPriority(s *Spec, v string) error {
 // applyChunkSize reads multipart-chunk-size: bytes, optionally with a K, M
 // or G suffix (powers of 1024), between S3's 5 MiB and 5 GiB part limits.
 func applyChunkSize(s *Spec, v string) error {
-	mult := int64(1)
-	num := v
-	if n := len(v); n > 0 {
-		switch v[n-1] {
-		case 'K', 'k':
-			mult, num = 1<<10, v[:n-1]
-		case 'M', 'm':
-			mult, num = 1<<20, v[:n-1]
-		case 'G', 'g':
-			mult, num = 1<<30, v[:n-1]
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n <= 0 {
+	size, err := uploader.ParseSize(v)
+	if err != nil || size == 0 {
 		return errors.New("want a size in bytes, e.g. 16777216 or 16M")
 	}
-	size := n * mult
-	if n > s3.MaxPartSize/mult || size < s3.MinPartSize || size > s3.MaxPartSize {
+	if size < s3.MinPartSize || size > s3.MaxPartSize {
 		return errors.New("want a size between 5M and 5G")
 	}
 	s.S3.PartSize = size
 	return nil
+}
+
+// maxUint32 is the largest value of Nix's uint32 settings (retry-*).
+const maxUint32 = 1<<32 - 1
+
+func parseUint32(v string) (uint64, error) {
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("want an integer from 0 to %d", uint64(maxUint32))
+	}
+	return n, nil
+}
+
+// applyRetryAttempts sets how often one S3 request is attempted
+// (retry-attempts, Nix's per-store filetransfer-retry-attempts); 0 keeps
+// the default.
+func applyRetryAttempts(s *Spec, v string) error {
+	n, err := parseUint32(v)
+	if err != nil {
+		return err
+	}
+	s.S3.MaxAttempts = int(n)
+	return nil
+}
+
+// applyMillis returns the apply function of a retry delay given in
+// milliseconds, as Nix's retry-delay, retry-delay-rate-limited and
+// retry-max-delay are; 0 keeps the default.
+func applyMillis(field func(*Spec) *time.Duration) func(*Spec, string) error {
+	return func(s *Spec, v string) error {
+		n, err := parseUint32(v)
+		if err != nil {
+			return fmt.Errorf("milliseconds: %w", err)
+		}
+		*field(s) = time.Duration(n) * time.Millisecond
+		return nil
+	}
+}
+
+// ignoreSize checks a byte size as Nix would and reports the parameter as
+// ignored. multipart-threshold is one: Nix buffers a file below it to send
+// it with one PUT; nixs3q streams NARs of unknown compressed size, and sends
+// anything up to one part (multipart-chunk-size) with one PUT already.
+func ignoreSize(name string) func(*Spec, string) error {
+	return func(s *Spec, v string) error {
+		if _, err := uploader.ParseSize(v); err != nil {
+			return err
+		}
+		s.Ignored = append(s.Ignored, name)
+		return nil
+	}
+}
+
+// ignoreUint checks a non-negative integer and reports the parameter as
+// ignored. narinfo-cache-meta-ttl is one: it is how long a client caches
+// nix-cache-info, which concerns readers only.
+func ignoreUint(name string) func(*Spec, string) error {
+	return func(s *Spec, v string) error {
+		if _, err := parseUint32(v); err != nil {
+			return err
+		}
+		s.Ignored = append(s.Ignored, name)
+		return nil
+	}
 }
