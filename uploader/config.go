@@ -69,6 +69,10 @@ type Config struct {
 	// Observer, when set, is told what Upload calls plan and finish, for
 	// progress displays. Nil: nobody is told.
 	Observer Observer
+
+	// Filters leave closure members out of the cache by name or NAR size,
+	// together with what refers to them (see Filters). Zero: none.
+	Filters Filters
 }
 
 // Format is how objects are written to the cache. Zero fields take the
@@ -148,6 +152,9 @@ func (c Config) Validate() error {
 	}
 	if c.PresenceTTL < 0 {
 		return errors.New("uploader: presence TTL must not be negative")
+	}
+	if err := c.Filters.Validate(); err != nil {
+		return err
 	}
 	if _, err := c.upstreamKeys(); err != nil {
 		return err

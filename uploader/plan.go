@@ -24,6 +24,11 @@ const (
 	// stateUpstream: signed by an upstream cache's key (Config.SkipSignedBy);
 	// clients fetch it from there, so it is neither looked up nor uploaded.
 	stateUpstream
+	// stateExcluded: missing, and left out by the filters (Config.Filters).
+	stateExcluded
+	// stateHeldBack: missing, and refers to an excluded path, directly or
+	// not; publishing it would break the closure invariant.
+	stateHeldBack
 )
 
 // plan is one Upload call's view of a closure. It is built before any
@@ -37,7 +42,9 @@ type plan struct {
 	sps     map[string]nix.StorePath
 	state   map[string]presenceState
 	// force lists paths uploaded whatever the cache holds (Republish).
-	force []string
+	force  []string
+	why    map[string]string // excluded path -> which filter excluded it
+	heldBy map[string]string // held-back path -> an excluded path it refers to
 
 	// flights are the flights this plan's call and its flights joined, by
 	// path; guarded by Uploader.mu.
@@ -56,6 +63,8 @@ func newPlan(storeDir string, roots []string, infos []PathInfo) (*plan, error) {
 		infos:   make(map[string]*PathInfo, len(infos)),
 		sps:     make(map[string]nix.StorePath, len(infos)),
 		state:   make(map[string]presenceState, len(infos)),
+		why:     make(map[string]string),
+		heldBy:  make(map[string]string),
 
 		flights: make(map[string]*flight),
 	}

@@ -127,11 +127,23 @@ func (u *Uploader) uploadBatch(ctx context.Context, roots []string, force bool, 
 		}
 	}
 	u.reassert(ctx, found)
+	p.applyFilters(u.filter)
+	owners := p.filterOwners(live)
+	excluded, held := p.filtered()
+	if len(excluded) > 0 {
+		for _, path := range excluded {
+			log.Warn("not uploading: excluded by a filter", zap.String("path", path), zap.String("reason", p.why[path]))
+		}
+		for _, path := range held {
+			log.Warn("not uploading: refers to an excluded path", zap.String("path", path), zap.String("held_back_by", p.heldBy[path]))
+		}
+	}
 	missing := p.missing()
-	if len(missing) == 0 {
+	if len(missing) == 0 && len(excluded) == 0 {
 		log.Debug("closures already in the cache", zap.Int("roots", len(live)), zap.Int("paths", len(p.paths)))
 	} else {
-		log.Info("uploading closures", zap.Int("roots", len(live)), zap.Int("paths", len(p.paths)), zap.Int("missing", len(missing)))
+		log.Info("uploading closures", zap.Int("roots", len(live)), zap.Int("paths", len(p.paths)), zap.Int("missing", len(missing)),
+			zap.Int("excluded", len(excluded)), zap.Int("held_back", len(held)))
 	}
 	if o := u.cfg.Observer; o != nil {
 		for _, root := range live {
@@ -171,7 +183,7 @@ func (u *Uploader) uploadBatch(ctx context.Context, roots []string, force bool, 
 	var wg sync.WaitGroup
 	for _, root := range live {
 		wg.Go(func() {
-			res, err := u.await(ctx, root, p, flights, &mu, counted)
+			res, err := u.await(ctx, root, p, flights, &mu, counted, owners)
 			done(root, res, err)
 		})
 	}
@@ -221,13 +233,22 @@ func (u *Uploader) skipFreshRoots(ctx context.Context, roots []string, done func
 }
 
 // await waits for the uploads root's closure needs and sums them up.
-func (u *Uploader) await(ctx context.Context, root string, p *plan, flights map[string]*flight, mu *sync.Mutex, counted map[*flight]bool) (Result, error) {
-	var res Result
+func (u *Uploader) await(ctx context.Context, root string, p *plan, flights map[string]*flight, mu *sync.Mutex, counted map[*flight]bool, owners map[string]string) (Result, error) {
+	res := Result{HeldBy: p.heldBackBy(root)}
 	var mine []*flight
 	for _, path := range p.closure(root) {
-		if f := flights[path]; f != nil {
+		switch f := flights[path]; {
+		case f != nil:
 			mine = append(mine, f)
-		} else {
+		case p.state[path] == stateExcluded:
+			if owners[path] == root {
+				res.Excluded++
+			}
+		case p.state[path] == stateHeldBack:
+			if owners[path] == root {
+				res.HeldBack++
+			}
+		default:
 			res.Skipped++
 		}
 	}

@@ -60,6 +60,7 @@ type Uploader struct {
 	upstreamKeys []nix.PublicKey // parsed Config.SkipSignedBy
 	log          *zap.Logger
 	codec        *codec
+	filter       *filter
 	slots        *slots // one per NAR being streamed
 
 	mu        sync.Mutex
@@ -89,6 +90,16 @@ type Result struct {
 	Bytes int64
 	// NarBytes is the number of uncompressed NAR bytes those were made of.
 	NarBytes int64
+	// Excluded is the number of closure members the filters left out
+	// (Config.Filters), and HeldBack the number not published because they
+	// refer to one of those. Over the roots of one call, each member is
+	// counted once.
+	Excluded, HeldBack int
+	// HeldBy is set when the root itself is not published because of the
+	// filters: the root when it is excluded, else an excluded path it
+	// refers to. The root's closure is then not in the cache, and that is
+	// not an error.
+	HeldBy string
 }
 
 // Transfer describes one NAR being streamed.
@@ -132,8 +143,13 @@ func New(cfg Config, cache Cache, src PathInfoSource, presence Presence, key *ni
 	if err != nil {
 		return nil, err
 	}
+	f, err := newFilter(cfg.Filters)
+	if err != nil {
+		return nil, err
+	}
 	return &Uploader{
 		upstreamKeys: upstream,
+		filter:       f,
 		cfg:          cfg,
 		cache:        cache,
 		src:          src,
