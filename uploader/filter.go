@@ -180,4 +180,3 @@ func (p *plan) heldBackBy(root string) string {
 	}
 	return ""
 }
-
