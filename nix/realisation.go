@@ -142,4 +142,3 @@ func marshal(v any) []byte {
 func (r Realisation) VerifyTraceSignature(pub PublicKey, sig string) bool {
 	return pub.Verify(r.Fingerprint(), sig)
 }
-
