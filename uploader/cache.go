@@ -54,6 +54,12 @@ type Cache interface {
 	String() string
 }
 
+// ContentEncoder is implemented by caches that serve each object with the
+// Content-Encoding it was put with (S3), so that HTTP clients decode it.
+type ContentEncoder interface {
+	ServesContentEncoding() bool
+}
+
 // Object is one entry of a listing.
 type Object struct {
 	Key          string
@@ -105,6 +111,11 @@ type PutOptions struct {
 	// ContentType is the MIME type served with the object (S3 only; local
 	// directories have no metadata).
 	ContentType string
+
+	// ContentEncoding is the Content-Encoding served with the object
+	// ("gzip"), for caches that are ContentEncoders; others store no
+	// metadata, so callers must not send them encoded bodies.
+	ContentEncoding string
 
 	// Size is the exact length of the body, or -1 when streaming a body of
 	// unknown length. A body whose length differs from a given Size is an

@@ -27,6 +27,8 @@ const (
 	// DefaultPriority is the Priority of nix-cache-info, the value Nix's
 	// own binary caches use.
 	DefaultPriority = 40
+	// DefaultLogDir is where Nix keeps build logs, in drvs/.
+	DefaultLogDir = "/nix/var/log/nix"
 )
 
 // Config tunes an Uploader. Zero fields take the documented defaults, except
@@ -73,6 +75,13 @@ type Config struct {
 	// Filters leave closure members out of the cache by name or NAR size,
 	// together with what refers to them (see Filters). Zero: none.
 	Filters Filters
+
+	// UploadLogs is LogsNone (the default: logs may hold what a public
+	// cache should not) or LogsAll; see PublishBuild.
+	UploadLogs string
+	// LogDir is Nix's log directory (NIX_LOG_DIR); default
+	// DefaultLogDir.
+	LogDir string
 }
 
 // Format is how objects are written to the cache. Zero fields take the
@@ -124,6 +133,8 @@ func (c Config) withDefaults() Config {
 	c.Format = c.Format.withDefaults()
 	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
 	c.LookupConcurrency = cmp.Or(c.LookupConcurrency, DefaultLookupConcurrency)
+	c.UploadLogs = cmp.Or(c.UploadLogs, LogsNone)
+	c.LogDir = cmp.Or(c.LogDir, DefaultLogDir)
 	return c
 }
 
@@ -155,6 +166,15 @@ func (c Config) Validate() error {
 	}
 	if err := c.Filters.Validate(); err != nil {
 		return err
+	}
+	if c.UploadLogs != LogsNone && c.UploadLogs != LogsAll {
+		if c.UploadLogs == "failed" {
+			return errors.New(`uploader: upload-logs "failed" is not offered: Nix runs no post-build-hook after a failed build, so its log never reaches nixs3q (want none or all)`)
+		}
+		return fmt.Errorf("uploader: upload-logs %q: want none or all", c.UploadLogs)
+	}
+	if !path.IsAbs(c.LogDir) {
+		return fmt.Errorf("uploader: log directory %q is not absolute", c.LogDir)
 	}
 	if _, err := c.upstreamKeys(); err != nil {
 		return err

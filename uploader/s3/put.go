@@ -55,9 +55,9 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, opt uploade
 	}
 	var err error
 	if s.cfg.Multipart {
-		err = s.putMultipart(ctx, key, body, opt.ContentType, hint)
+		err = s.putMultipart(ctx, key, body, opt, hint)
 	} else {
-		err = s.putSingle(ctx, key, body, opt.ContentType)
+		err = s.putSingle(ctx, key, body, opt)
 	}
 	if err != nil {
 		return fmt.Errorf("s3: put %s: %w", key, translate(err))
@@ -65,10 +65,17 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, opt uploade
 	return nil
 }
 
-func (s *Store) input(key, contentType string, body io.Reader) *awss3.PutObjectInput {
+// ServesContentEncoding is true: objects keep the Content-Encoding they
+// were put with.
+func (s *Store) ServesContentEncoding() bool { return true }
+
+func (s *Store) input(key string, opt uploader.PutOptions, body io.Reader) *awss3.PutObjectInput {
 	in := &awss3.PutObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key), Body: body}
-	if contentType != "" {
-		in.ContentType = aws.String(contentType)
+	if opt.ContentType != "" {
+		in.ContentType = aws.String(opt.ContentType)
+	}
+	if opt.ContentEncoding != "" {
+		in.ContentEncoding = aws.String(opt.ContentEncoding)
 	}
 	if s.cfg.StorageClass != "" {
 		in.StorageClass = types.StorageClass(s.cfg.StorageClass)
@@ -76,7 +83,7 @@ func (s *Store) input(key, contentType string, body io.Reader) *awss3.PutObjectI
 	return in
 }
 
-func (s *Store) putMultipart(ctx context.Context, key string, body io.Reader, contentType string, hint int64) error {
+func (s *Store) putMultipart(ctx context.Context, key string, body io.Reader, opt uploader.PutOptions, hint int64) error {
 	partSize := s.cfg.partSize(hint)
 	up := manager.NewUploader(s.client, func(u *manager.Uploader) {
 		u.PartSize = partSize
@@ -86,7 +93,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, body io.Reader, co
 		// every part, which S3-compatible servers reject.
 		u.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 	})
-	_, err := up.Upload(ctx, s.input(key, contentType, body))
+	_, err := up.Upload(ctx, s.input(key, opt, body))
 	var failed manager.MultiUploadFailure
 	if errors.As(err, &failed) {
 		// The manager aborts with the caller's context, which fails when that
@@ -121,14 +128,14 @@ func isNoSuchUpload(err error) bool {
 // putSingle sends body with one PutObject. Bodies up to one part are held in
 // memory; larger ones are spooled to a temporary file, so memory stays
 // bounded and the SDK can rewind the body to retry.
-func (s *Store) putSingle(ctx context.Context, key string, body io.Reader, contentType string) error {
+func (s *Store) putSingle(ctx context.Context, key string, body io.Reader, opt uploader.PutOptions) error {
 	limit := s.cfg.partSize(0)
 	head, err := io.ReadAll(io.LimitReader(body, limit+1))
 	if err != nil {
 		return fmt.Errorf("read body: %w", err)
 	}
 	if int64(len(head)) <= limit {
-		in := s.input(key, contentType, bytes.NewReader(head))
+		in := s.input(key, opt, bytes.NewReader(head))
 		in.ContentLength = aws.Int64(int64(len(head)))
 		_, err = s.client.PutObject(ctx, in)
 		return err
@@ -156,7 +163,7 @@ func (s *Store) putSingle(ctx context.Context, key string, body io.Reader, conte
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("spool body: %w", err)
 	}
-	in := s.input(key, contentType, spool)
+	in := s.input(key, opt, spool)
 	in.ContentLength = aws.Int64(size)
 	_, err = s.client.PutObject(ctx, in)
 	return err

@@ -20,7 +20,10 @@ import (
 	"github.com/nixs3q/nixs3q/uploader"
 )
 
-var _ uploader.Cache = (*Store)(nil)
+var (
+	_ uploader.Cache          = (*Store)(nil)
+	_ uploader.ContentEncoder = (*Store)(nil)
+)
 
 // responseHeaderTimeout bounds the wait for a response once a request has
 // been sent in full, so a server that stops answering fails the attempt

@@ -1,0 +1,245 @@
+package uploader
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/nixs3q/nixs3q/nix"
+)
+
+// realisingStore is a fakeStore that also answers Realisations.
+type realisingStore struct {
+	*fakeStore
+	reals map[string][]nix.Realisation // by drv path
+}
+
+func (s realisingStore) Realisations(ctx context.Context, drv string) ([]nix.Realisation, error) {
+	return s.reals[drv], nil
+}
+
+// encodingCache is a fakeCache that serves Content-Encoding, like S3, and
+// records it.
+type encodingCache struct {
+	*fakeCache
+	encodings map[string]string
+}
+
+func (c encodingCache) ServesContentEncoding() bool { return true }
+
+func (c encodingCache) Put(ctx context.Context, key string, body io.Reader, opt PutOptions) error {
+	c.mu.Lock()
+	c.encodings[key] = opt.ContentEncoding
+	c.mu.Unlock()
+	return c.fakeCache.Put(ctx, key, body, opt)
+}
+
+// addDrv makes a .drv file in the fake store and, when log is not nil,
+// its build log in logDir (bzip2-compressed when bz2 is set).
+func addDrv(t *testing.T, s *fakeStore, logDir, name string, log []byte, bz2 bool) string {
+	t.Helper()
+	drv := filepath.Join(s.dir, hashPart(name+".drv")+"-"+name+".drv")
+	if err := os.WriteFile(drv, []byte("Derive([])"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if log != nil {
+		base := filepath.Base(drv)
+		file := filepath.Join(logDir, "drvs", base[:2], base[2:])
+		if bz2 {
+			file += ".bz2"
+		}
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, log, 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return drv
+}
+
+func TestPublishBuildLog(t *testing.T) {
+	bz2, err := os.ReadFile("testdata/build-log.bz2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const text = "building ca 1\nhello from the builder\n"
+	for _, tc := range []struct {
+		name    string
+		log     []byte
+		bz2     bool
+		encoded bool
+	}{
+		{"plain log, local directory", []byte(text), false, false},
+		{"bzip2 log, local directory", bz2, true, false},
+		{"plain log, S3", []byte(text), false, true},
+		{"bzip2 log, S3", bz2, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newFakeStore(t)
+			logDir := t.TempDir()
+			drv := addDrv(t, s, logDir, "hello", tc.log, tc.bz2)
+			fc := newFakeCache()
+			var cache Cache = fc
+			ec := encodingCache{fc, map[string]string{}}
+			if tc.encoded {
+				cache = ec
+			}
+			cfg := testConfig(s.dir)
+			cfg.UploadLogs, cfg.LogDir = LogsAll, logDir
+			u := newTestUploader(t, cfg, cache, s, nil, nil)
+			res, err := u.PublishBuild(context.Background(), drv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := "log/" + filepath.Base(drv)
+			if res.Log != LogUploaded || res.LogBytes != int64(len(text)) {
+				t.Errorf("result %+v, want the log uploaded, %d bytes", res, len(text))
+			}
+			data, ok := fc.object(key)
+			if !ok {
+				t.Fatalf("no %s in the cache: %v", key, fc.putLog())
+			}
+			if tc.encoded {
+				if ec.encodings[key] != "gzip" {
+					t.Errorf("Content-Encoding %q, want gzip", ec.encodings[key])
+				}
+				zr, err := gzip.NewReader(bytes.NewReader(data))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if data, err = io.ReadAll(zr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if string(data) != text {
+				t.Errorf("log %q, want %q", data, text)
+			}
+			if got := fc.typeOf(key); got != "text/plain; charset=utf-8" {
+				t.Errorf("content type %q", got)
+			}
+			// Again: the cache has it.
+			res, err = u.PublishBuild(context.Background(), drv)
+			if err != nil || res.Log != LogPresent || fc.attemptsOf(key) != 1 {
+				t.Errorf("second publish: %+v, %v, %d puts; want present and no new put", res, err, fc.attemptsOf(key))
+			}
+		})
+	}
+}
+
+func TestPublishBuildLogPolicy(t *testing.T) {
+	s := newFakeStore(t)
+	logDir := t.TempDir()
+	withLog := addDrv(t, s, logDir, "with-log", []byte("x\n"), false)
+	noLog := addDrv(t, s, logDir, "no-log", nil, false)
+	c := newFakeCache()
+
+	cfg := testConfig(s.dir)
+	cfg.LogDir = logDir
+	u := newTestUploader(t, cfg, c, s, nil, nil)
+	if res, err := u.PublishBuild(context.Background(), withLog); err != nil || res.Log != LogOff || len(c.putLog()) != 0 {
+		t.Errorf("upload-logs none: %+v, %v, put %v; want nothing", res, err, c.putLog())
+	}
+	cfg.UploadLogs = LogsAll
+	u = newTestUploader(t, cfg, c, s, nil, nil)
+	if res, err := u.PublishBuild(context.Background(), noLog); err != nil || res.Log != LogAbsent {
+		t.Errorf("no log kept: %+v, %v; want absent, no error", res, err)
+	}
+	if _, err := u.PublishBuild(context.Background(), filepath.Join(s.dir, hashPart("gone.drv")+"-gone.drv")); err == nil {
+		t.Error("a missing derivation published")
+	}
+	if _, err := u.PublishBuild(context.Background(), filepath.Join(s.dir, hashPart("x")+"-x")); err == nil {
+		t.Error("a non-derivation published")
+	}
+	cfg.UploadLogs = "failed"
+	if _, err := New(cfg, c, s, nil, nil, nil); err == nil {
+		t.Error(`upload-logs "failed" accepted`)
+	}
+}
+
+func TestPublishBuildRealisations(t *testing.T) {
+	s := newFakeStore(t)
+	dep := s.add(t, "dep", map[string]string{"f": "dep"})
+	out := s.add(t, "ca-out", map[string]string{"f": "built"}, dep)
+	secret := s.add(t, "secret-out", map[string]string{"f": "x"})
+	drv := addDrv(t, s, t.TempDir(), "ca", nil, false)
+	drv2 := addDrv(t, s, t.TempDir(), "ca-secret", nil, false)
+	src := realisingStore{s, map[string][]nix.Realisation{
+		drv: {{DrvPath: filepath.Base(drv), OutputName: "out", OutPath: filepath.Base(out),
+			ID: "sha256:775297e6536df2ac3b7a2deb9cdc32d77c9438d722c5fdbae21d0ac6a4ccdc4e!out", Dependent: map[string]string{}}},
+		drv2: {{DrvPath: filepath.Base(drv2), OutputName: "out", OutPath: filepath.Base(secret)}},
+	}}
+	key, err := nix.GenerateKey("cache-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newFakeCache()
+	cfg := testConfig(s.dir)
+	cfg.Filters.Exclude = "^secret"
+	u := newTestUploader(t, cfg, c, src, nil, key)
+
+	res, err := u.PublishBuild(context.Background(), drv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Realisations != 1 || res.Uploaded != 2 {
+		t.Errorf("result %+v, want 1 realisation and 2 paths uploaded", res)
+	}
+	r := src.reals[drv][0]
+	v1, trace := r.KeyV1(), r.TraceKey()
+	puts := c.putLog()
+	narinfo := keyOf(t, s.dir, out)
+	i, j, k := slices.Index(puts, narinfo), slices.Index(puts, v1), slices.Index(puts, trace)
+	if i < 0 || j < i || k < i {
+		t.Errorf("put order %v: want %s before %s and %s", puts, narinfo, v1, trace)
+	}
+	r.Sign(key)
+	if data, _ := c.object(v1); string(data) != string(r.JSONV1()) {
+		t.Errorf("%s = %s, want %s", v1, data, r.JSONV1())
+	}
+	if data, _ := c.object(trace); string(data) != string(r.TraceJSON()) {
+		t.Errorf("%s = %s, want %s", trace, data, r.TraceJSON())
+	}
+	if !key.Public().Verify(r.FingerprintV1(), r.Signatures[0]) || !r.VerifyTraceSignature(key.Public(), r.TraceSignatures[0]) {
+		t.Error("signatures do not verify")
+	}
+	checkCache(t, c, s.dir, nil)
+
+	res, err = u.PublishBuild(context.Background(), drv2)
+	if err != nil || res.Realisations != 0 || res.HeldBackRealisations != 1 {
+		t.Errorf("excluded output: %+v, %v; want the realisation held back", res, err)
+	}
+	if ok, _ := c.Has(context.Background(), src.reals[drv2][0].TraceKey()); ok {
+		t.Error("realisation of an excluded output published")
+	}
+}
+
+func TestParseRealisations(t *testing.T) {
+	// Nix 2.8's `nix realisation info --json` for a CA derivation.
+	nix28 := `[{"dependentRealisations":{},"id":"sha256:775297e6536df2ac3b7a2deb9cdc32d77c9438d722c5fdbae21d0ac6a4ccdc4e!out","outPath":"x4aqmbbmgz6nn1inamd45d097k3j82la-ca-test-5901","signatures":["k:c2ln"]}]`
+	rs, err := parseRealisations([]byte(nix28), "/nix/store", "zy901pqr1dx2lvz0m02diblalih8k5w2-ca-test-5901.drv")
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("%v, %v", rs, err)
+	}
+	r := rs[0]
+	if r.OutputName != "out" || r.OutPath != "x4aqmbbmgz6nn1inamd45d097k3j82la-ca-test-5901" || r.DrvPath != "zy901pqr1dx2lvz0m02diblalih8k5w2-ca-test-5901.drv" ||
+		len(r.Signatures) != 1 || r.ID == "" {
+		t.Errorf("parsed %+v", r)
+	}
+	// The keyed form, with full paths.
+	keyed := `[{"key":{"drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-bar.drv","outputName":"foo"},"value":{"outPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-foo","signatures":[]}},{"opaquePath":"/nix/store/x"}]`
+	rs, err = parseRealisations([]byte(keyed), "/nix/store", "ignored.drv")
+	if err != nil || len(rs) != 1 || rs[0].DrvPath != "g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-bar.drv" || rs[0].OutPath != "g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-foo" || rs[0].ID != "" {
+		t.Errorf("keyed: %+v, %v", rs, err)
+	}
+	for _, bad := range []string{`{}`, `[{"id":"sha256:ab"}]`, `[{"outPath":"x"}]`, `[{"id":"sha256:ab!out","outPath":"/nix/store/../x"}]`} {
+		if rs, err := parseRealisations([]byte(bad), "/nix/store", "zy901pqr1dx2lvz0m02diblalih8k5w2-d.drv"); err == nil {
+			t.Errorf("parsed %s as %+v", bad, rs)
+		}
+	}
+}
