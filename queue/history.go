@@ -12,12 +12,22 @@ import (
 type Outcome struct {
 	// Dropped is true when the path vanished (garbage-collected) before it
 	// could be uploaded; it is recorded as dropped, not uploaded.
-	Dropped  bool   `json:"dropped,omitempty"`
-	Uploaded int    `json:"uploaded,omitempty"`  // store paths of the closure actually uploaded
-	Bytes    int64  `json:"bytes,omitempty"`     // bytes sent (compressed)
-	NarBytes int64  `json:"nar_bytes,omitempty"` // uncompressed NAR bytes of those uploads
-	Skipped  int    `json:"skipped,omitempty"`   // closure members already in the cache
-	Detail   string `json:"detail,omitempty"`
+	Dropped  bool  `json:"dropped,omitempty"`
+	Uploaded int   `json:"uploaded,omitempty"`  // store paths of the closure actually uploaded
+	Bytes    int64 `json:"bytes,omitempty"`     // bytes sent (compressed)
+	NarBytes int64 `json:"nar_bytes,omitempty"` // uncompressed NAR bytes of those uploads
+	Skipped  int   `json:"skipped,omitempty"`   // closure members already in the cache
+	// Excluded counts closure members the upload filters left out, and
+	// HeldBack those not published because they refer to one; HeldBy
+	// names what kept the item's own path out, when something did.
+	Excluded int    `json:"excluded,omitempty"`
+	HeldBack int    `json:"held_back,omitempty"`
+	HeldBy   string `json:"held_by,omitempty"`
+	// Realisations and Logs count what a build item published besides
+	// store paths: realisations of derivation outputs, and build logs.
+	Realisations int    `json:"realisations,omitempty"`
+	Logs         int    `json:"logs,omitempty"`
+	Detail       string `json:"detail,omitempty"`
 }
 
 // HistoryEntry is one finished item.
@@ -58,6 +68,10 @@ func (q *Queue) Complete(path string, out Outcome) error {
 		}
 		d[cUploaded] += int64(out.Uploaded)
 		d[cSkipped] += int64(out.Skipped)
+		d[cExcluded] += int64(out.Excluded)
+		d[cHeldBack] += int64(out.HeldBack)
+		d[cRealisations] += int64(out.Realisations)
+		d[cLogs] += int64(out.Logs)
 		d[cUploadedBytes] += out.Bytes
 		if err := appendHistory(tx, historyRecord{Path: path, Finished: nanos(q.cfg.Now()), Outcome: out}, d); err != nil {
 			return err

@@ -15,8 +15,9 @@ func TestHistoryAndCounters(t *testing.T) {
 		{Uploaded: 3, Bytes: 1000, Skipped: 2},
 		{Dropped: true, Detail: "garbage-collected"},
 		{Uploaded: 1, Bytes: 50},
-		{Skipped: 7},
-		{Uploaded: 2, Bytes: 5, Skipped: 1, Detail: "ok"},
+		{Skipped: 7, Excluded: 2, HeldBack: 3},
+		{Uploaded: 2, Bytes: 5, Skipped: 1, Excluded: 1, HeldBack: 1, HeldBy: "/nix/store/x-secret", Detail: "ok"},
+		{Realisations: 2, Logs: 1},
 	}
 	var paths []string
 	for i, out := range outcomes {
@@ -35,7 +36,7 @@ func TestHistoryAndCounters(t *testing.T) {
 	if err := q.Complete(paths[0], Outcome{}); err == nil {
 		t.Error("completing a finished path succeeded")
 	}
-	want := Stats{Completed: 4, Dropped: 1, Uploaded: 6, Skipped: 10, UploadedBytes: 1055}
+	want := Stats{Completed: 5, Dropped: 1, Uploaded: 6, Skipped: 10, UploadedBytes: 1055, Excluded: 3, HeldBack: 4, Realisations: 2, Logs: 1}
 	if s := mustStats(t, q); s != want {
 		t.Errorf("stats %+v, want %+v", s, want)
 	}
@@ -55,7 +56,7 @@ func TestHistoryAndCounters(t *testing.T) {
 	if !h[0].Finished.Equal(clk.Now()) || !h[0].Finished.After(h[1].Finished) {
 		t.Errorf("finished times %s, %s", h[0].Finished, h[1].Finished)
 	}
-	if h2, _ := q.History(2); len(h2) != 2 || h2[0].Path != paths[4] {
+	if h2, _ := q.History(2); len(h2) != 2 || h2[0].Path != paths[5] {
 		t.Errorf("History(2) = %+v", h2)
 	}
 
@@ -68,7 +69,7 @@ func TestHistoryAndCounters(t *testing.T) {
 	if s := mustStats(t, q); s != want {
 		t.Errorf("stats after reopen %+v, want %+v", s, want)
 	}
-	if h, _ := q.History(0); len(h) != 2 || h[0].Path != paths[4] || h[1].Path != paths[3] {
+	if h, _ := q.History(0); len(h) != 2 || h[0].Path != paths[5] || h[1].Path != paths[4] {
 		t.Errorf("history after reopen with limit 2: %+v", h)
 	}
 }

@@ -18,6 +18,9 @@ type Stats struct {
 	// FailedTotal counts moves to the failed list.
 	Completed, Dropped, Uploaded, Skipped, FailedTotal int64
 	UploadedBytes                                      int64
+	// Excluded and HeldBack count closure members left out by the upload
+	// filters; Realisations and Logs what build items published.
+	Excluded, HeldBack, Realisations, Logs int64
 }
 
 // Stats returns the counters, read from a consistent snapshot. It costs a
@@ -35,6 +38,10 @@ func (q *Queue) Stats() (Stats, error) {
 			Skipped:       getStat(tx, cSkipped),
 			FailedTotal:   getStat(tx, cFailedTotal),
 			UploadedBytes: getStat(tx, cUploadedBytes),
+			Excluded:      getStat(tx, cExcluded),
+			HeldBack:      getStat(tx, cHeldBack),
+			Realisations:  getStat(tx, cRealisations),
+			Logs:          getStat(tx, cLogs),
 		}
 		if k, _ := tx.Bucket([]byte(bActive)).Cursor().First(); k != nil {
 			t, _, err := parseTimeKey(k)
