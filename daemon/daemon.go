@@ -20,6 +20,9 @@ type Uploader interface {
 	// root as it finishes. Errors wrapping uploader.ErrPathGone mean the
 	// root no longer exists.
 	UploadBatch(ctx context.Context, roots []string, done func(root string, res uploader.Result, err error))
+	// PublishBuild publishes a derivation's realisations and log (a
+	// build item, hook.BuildItem).
+	PublishBuild(ctx context.Context, drv string) (uploader.BuildResult, error)
 	// Active lists the NARs being uploaded now.
 	Active() []uploader.Transfer
 	// Expedite makes the uploads the closures of roots still need urgent,

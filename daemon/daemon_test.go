@@ -49,6 +49,18 @@ func (f *fakeUploader) Upload(ctx context.Context, root string) (uploader.Result
 	return fn(ctx, root)
 }
 
+// PublishBuild counts the call under the build item and reports one
+// realisation and an uploaded log.
+func (f *fakeUploader) PublishBuild(ctx context.Context, drv string) (uploader.BuildResult, error) {
+	f.mu.Lock()
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	f.calls[hook.BuildItem(drv)]++
+	f.mu.Unlock()
+	return uploader.BuildResult{Realisations: 1, Log: uploader.LogUploaded, LogBytes: 10}, nil
+}
+
 func (f *fakeUploader) UploadBatch(ctx context.Context, roots []string, done func(string, uploader.Result, error)) {
 	f.mu.Lock()
 	f.batches++
@@ -669,5 +681,52 @@ func TestRunRefusesUnusableCache(t *testing.T) {
 	}
 	if files, _ := hook.ListSpool(hook.SpoolDir(stateDir)); len(files) != 1 {
 		t.Fatalf("spool files %v, want the one left unread", files)
+	}
+}
+
+// TestBuildItems checks that an enqueue naming its derivation also queues
+// the build, that a derivation alone (a content-addressed build whose
+// outputs the hook could not know) is enough, that an unusable derivation
+// refuses nothing, and that status counts what builds published.
+func TestBuildItems(t *testing.T) {
+	e := start(t, &fakeUploader{})
+	out, drv := e.storePath("hello"), e.storePath("hello.drv")
+	c := e.client()
+	res, err := c.Enqueue(ctx5s(t), hook.EnqueueRequest{Paths: []string{out}, Drv: drv, Source: "hook"})
+	if err != nil || res.Added != 2 {
+		t.Fatalf("enqueue: %+v, %v; want the output and the build added", res, err)
+	}
+	ca := e.storePath("ca.drv")
+	if res, err := c.Enqueue(ctx5s(t), hook.EnqueueRequest{Drv: ca, Source: "hook"}); err != nil || res.Added != 1 {
+		t.Fatalf("enqueue of a derivation alone: %+v, %v", res, err)
+	}
+	gone := filepath.Join(e.storeDir, strings.Repeat("3", 32)+"-gone.drv")
+	other := e.storePath("other")
+	if res, err := c.Enqueue(ctx5s(t), hook.EnqueueRequest{Paths: []string{other}, Drv: gone, Source: "hook"}); err != nil || res.Added != 1 {
+		t.Fatalf("enqueue with a missing derivation: %+v, %v; want the path queued, the derivation left out", res, err)
+	}
+	if _, err := c.Enqueue(ctx5s(t), hook.EnqueueRequest{Drv: gone, Source: "hook"}); err == nil {
+		t.Error("an enqueue of nothing but a missing derivation was accepted")
+	}
+	st := e.waitFor("everything done", func(s *hook.Status) bool { return s.Completed == 4 })
+	if st.Realisations != 2 || st.Logs != 2 || st.Uploaded != 2 {
+		t.Errorf("status %+v, want 2 realisations, 2 logs, 2 paths", st)
+	}
+	for _, item := range []string{out, hook.BuildItem(drv), hook.BuildItem(ca), other} {
+		if e.up.count(item) != 1 {
+			t.Errorf("%s processed %d times", item, e.up.count(item))
+		}
+	}
+	// Build items can be pushed by hand, and come from the spool.
+	if _, err := e.enqueue(hook.BuildItem(e.storePath("not-a-derivation"))); err == nil {
+		t.Error("a build item of a non-derivation was accepted")
+	}
+	spooled := e.storePath("spooled.drv")
+	if _, err := hook.WriteSpool(hook.SpoolDir(e.stateDir), []string{hook.BuildItem(spooled)}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the spooled build", func(s *hook.Status) bool { return s.Completed == 5 })
+	if e.up.count(hook.BuildItem(spooled)) != 1 {
+		t.Error("spooled build not published")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -48,8 +49,15 @@ func (h *handler) Access(p hook.Peer) hook.Access {
 }
 
 // validatePath returns why path may not be queued, or "" when it may: it
-// must be a store path in storeDir and exist.
+// must be a store path in storeDir and exist, or a build item
+// (hook.BuildItem) of a derivation that exists.
 func validatePath(storeDir, path string) string {
+	if drv, ok := hook.BuildDrv(path); ok {
+		if !strings.HasSuffix(drv, ".drv") {
+			return "is not a derivation followed by " + hook.BuildSuffix
+		}
+		path = drv
+	}
 	if _, err := nix.ParseStorePath(storeDir, path); err != nil {
 		return err.Error()
 	}
@@ -63,8 +71,11 @@ func validatePath(storeDir, path string) string {
 }
 
 // Enqueue validates every path and, when all are valid, queues them
-// durably. With any invalid path it queues nothing and returns a
-// *hook.RefusedError.
+// durably, together with the build of req.Drv (hook.BuildItem) when that
+// names an existing derivation. With any invalid path it queues nothing and
+// returns a *hook.RefusedError. An unusable Drv refuses nothing: it is only
+// a hint, and the outputs must not be lost for it; it is logged and left
+// out.
 func (h *handler) Enqueue(ctx context.Context, p hook.Peer, req hook.EnqueueRequest) (hook.EnqueueResult, error) {
 	var refused []hook.Refusal
 	n := 0
@@ -79,13 +90,25 @@ func (h *handler) Enqueue(ctx context.Context, p hook.Peer, req hook.EnqueueRequ
 	if n > 0 {
 		return hook.EnqueueResult{}, &hook.RefusedError{Refused: refused, Total: len(req.Paths), Count: n}
 	}
-	res, err := h.q.Enqueue(ctx, req.Paths)
+	items := req.Paths
+	if req.Drv != "" {
+		build := hook.BuildItem(req.Drv)
+		if why := validatePath(h.storeDir, build); why != "" {
+			h.log.Warn("ignoring the derivation of an enqueue request", zap.String("drv", req.Drv), zap.String("reason", why))
+		} else {
+			items = append(items[:len(items):len(items)], build)
+		}
+	}
+	if len(items) == 0 {
+		return hook.EnqueueResult{}, &hook.RefusedError{Refused: []hook.Refusal{{Path: req.Drv, Reason: "no paths, and the derivation cannot be queued"}}, Total: 1, Count: 1}
+	}
+	res, err := h.q.Enqueue(ctx, items)
 	if err != nil {
 		h.log.Error("enqueue failed", zap.Error(err))
 		return hook.EnqueueResult{}, fmt.Errorf("enqueue failed: %w", err)
 	}
 	if res.Added+res.Requeued > 0 {
-		h.log.Debug("queued", zap.Strings("paths", req.Paths), zap.String("source", req.Source),
+		h.log.Debug("queued", zap.Strings("paths", items), zap.String("source", req.Source),
 			zap.String("drv", req.Drv), zap.Int("added", res.Added), zap.Int("pid", p.PID))
 	}
 	return hook.EnqueueResult{Added: res.Added, AlreadyQueued: res.AlreadyQueued, Requeued: res.Requeued}, nil

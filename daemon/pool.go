@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/nixs3q/nixs3q/hook"
 	"github.com/nixs3q/nixs3q/queue"
 	"github.com/nixs3q/nixs3q/uploader"
 )
@@ -25,9 +26,10 @@ type claimer interface {
 }
 
 // batchUploader publishes the closures of roots, calling done once per root
-// as it finishes.
+// as it finishes, and what a build adds to its outputs.
 type batchUploader interface {
 	UploadBatch(ctx context.Context, roots []string, done func(root string, res uploader.Result, err error))
+	PublishBuild(ctx context.Context, drv string) (uploader.BuildResult, error)
 }
 
 // pool claims due items from the queue and runs them on at most workers
@@ -186,23 +188,39 @@ func (p *pool) processSplit(ctx context.Context, items []queue.Item) {
 	wg.Wait()
 }
 
-// process uploads a batch of items and hands each outcome on.
+// process uploads a batch of items and hands each outcome on. Store paths
+// go up together; builds (hook.BuildItem) follow one by one, after the
+// batch, which usually holds their outputs.
 func (p *pool) process(ctx context.Context, items []queue.Item) {
 	byPath := make(map[string]queue.Item, len(items))
-	roots := make([]string, len(items))
-	for i, it := range items {
+	var roots []string
+	var builds []queue.Item
+	for _, it := range items {
+		if _, ok := hook.BuildDrv(it.Path); ok {
+			builds = append(builds, it)
+			continue
+		}
 		byPath[it.Path] = it
-		roots[i] = it.Path
+		roots = append(roots, it.Path)
 	}
 	start := time.Now()
-	p.up.UploadBatch(ctx, roots, func(root string, res uploader.Result, err error) {
-		it, ok := byPath[root]
-		if !ok {
-			return
-		}
-		p.record(ctx, outcome{item: it, res: res, err: err, took: time.Since(start)})
+	if len(roots) > 0 {
+		p.up.UploadBatch(ctx, roots, func(root string, res uploader.Result, err error) {
+			it, ok := byPath[root]
+			if !ok {
+				return
+			}
+			p.record(ctx, outcome{item: it, res: res, err: err, took: time.Since(start)})
+			p.setActive(it, false)
+		})
+	}
+	for _, it := range builds {
+		drv, _ := hook.BuildDrv(it.Path)
+		start := time.Now()
+		br, err := p.up.PublishBuild(ctx, drv)
+		p.record(ctx, outcome{item: it, res: br.Result, build: &br, err: err, took: time.Since(start)})
 		p.setActive(it, false)
-	})
+	}
 }
 
 func (p *pool) setActive(it queue.Item, on bool) {

@@ -15,10 +15,11 @@ import (
 
 // outcome is how one queue item's upload ended.
 type outcome struct {
-	item queue.Item
-	res  uploader.Result
-	err  error
-	took time.Duration
+	item  queue.Item
+	res   uploader.Result
+	build *uploader.BuildResult // for a build item (hook.BuildItem)
+	err   error
+	took  time.Duration
 }
 
 // outcomeQueue is what the recorder needs from the queue.
@@ -51,9 +52,34 @@ func (r *recorder) record(workCtx context.Context, o outcome) {
 	r.meter.add(res.Bytes)
 	switch {
 	case err == nil:
-		log.Info("uploaded", zap.Int("uploaded", res.Uploaded), zap.Int("skipped", res.Skipped),
-			zap.Int64("bytes", res.Bytes), zap.Duration("took", o.took))
-		err = r.q.Complete(it.Path, queue.Outcome{Uploaded: res.Uploaded, Skipped: res.Skipped, Bytes: res.Bytes, NarBytes: res.NarBytes})
+		out := queue.Outcome{Uploaded: res.Uploaded, Skipped: res.Skipped, Bytes: res.Bytes, NarBytes: res.NarBytes,
+			Excluded: res.Excluded, HeldBack: res.HeldBack, HeldBy: res.HeldBy}
+		fields := []zap.Field{zap.Int("uploaded", res.Uploaded), zap.Int("skipped", res.Skipped),
+			zap.Int64("bytes", res.Bytes), zap.Duration("took", o.took)}
+		if res.Excluded+res.HeldBack > 0 {
+			fields = append(fields, zap.Int("excluded", res.Excluded), zap.Int("held_back", res.HeldBack))
+		}
+		if b := o.build; b != nil {
+			out.Realisations = b.Realisations
+			if b.Log == uploader.LogUploaded {
+				out.Logs = 1
+			}
+			out.Detail = "log " + b.Log
+			fields = append(fields, zap.Int("realisations", b.Realisations), zap.String("log", b.Log), zap.Int64("log_bytes", b.LogBytes))
+		}
+		switch {
+		case res.HeldBy == it.Path:
+			out.Detail = "excluded by a filter: not published"
+			log.Warn("not published: excluded by a filter", fields...)
+		case res.HeldBy != "":
+			out.Detail = "held back by " + res.HeldBy + ", which a filter excludes: not published"
+			log.Warn("not published: refers to a path a filter excludes", append(fields, zap.String("held_back_by", res.HeldBy))...)
+		case o.build != nil:
+			log.Info("published build", fields...)
+		default:
+			log.Info("uploaded", fields...)
+		}
+		err = r.q.Complete(it.Path, out)
 		r.metrics.Uploaded(o.took, it.EnqueuedAt, res.NarBytes, res.Uploaded+res.Skipped)
 		r.health.succeeded()
 	case errors.Is(err, uploader.ErrPathGone):

@@ -29,6 +29,10 @@ func (h *handler) Status(ctx context.Context) (*hook.Status, error) {
 		Skipped:       st.Skipped,
 		Dropped:       st.Dropped,
 		Completed:     st.Completed,
+		Excluded:      st.Excluded,
+		HeldBack:      st.HeldBack,
+		Realisations:  st.Realisations,
+		Logs:          st.Logs,
 		Failures:      []hook.Failure{},
 		Active:        []hook.ActiveItem{},
 		Uploading:     []hook.Transfer{},
@@ -63,11 +67,15 @@ func (h *handler) Status(ctx context.Context) (*hook.Status, error) {
 	}
 	for _, h := range hist {
 		res := "uploaded"
-		if h.Outcome.Dropped {
+		switch {
+		case h.Outcome.Dropped:
 			res = "dropped"
+		case h.Outcome.HeldBy != "":
+			res = "filtered"
 		}
 		out.Recent = append(out.Recent, hook.HistoryEntry{Path: h.Path, Finished: h.Finished, Result: res,
-			Uploaded: h.Outcome.Uploaded, Skipped: h.Outcome.Skipped, Bytes: h.Outcome.Bytes})
+			Uploaded: h.Outcome.Uploaded, Skipped: h.Outcome.Skipped, Bytes: h.Outcome.Bytes,
+			Excluded: h.Outcome.Excluded, HeldBack: h.Outcome.HeldBack, Detail: h.Outcome.Detail})
 	}
 	return out, nil
 }

@@ -122,7 +122,7 @@ func (s *session) answer(ctx context.Context, line []byte) response {
 			}
 			return response{OK: true, Retried: res.Retried}
 		}
-		if len(req.Paths) == 0 {
+		if len(req.Paths) == 0 && req.Drv == "" {
 			return response{Code: codeMalformed, Error: "no paths given"}
 		}
 		res, err := s.h.Enqueue(ctx, s.peer, EnqueueRequest{Paths: req.Paths, Drv: req.Drv, Source: req.Source})

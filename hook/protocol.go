@@ -41,7 +41,10 @@ type request struct {
 	Version int      `json:"v"`
 	Op      string   `json:"op"`
 	Paths   []string `json:"paths,omitempty"`
-	// Drv is the derivation the paths were built from, when known (for logs).
+	// Drv is the derivation the paths were built from, when known: the
+	// daemon then also queues the build (BuildItem), for its realisations
+	// and log. A request may carry a Drv and no paths (a content-addressed
+	// build whose output paths the hook could not know).
 	Drv string `json:"drv,omitempty"`
 	// Source says who sent the request: "hook", "push", "spool".
 	Source string `json:"source,omitempty"`
@@ -84,7 +87,9 @@ const (
 // EnqueueRequest asks the daemon to queue store paths.
 type EnqueueRequest struct {
 	Paths []string
-	// Drv is the derivation the paths were built from, when known (for logs).
+	// Drv is the derivation the paths were built from, when known: the
+	// daemon then also queues the build (BuildItem), for its realisations
+	// and log. Paths may then be empty.
 	Drv string
 	// Source says who asks: "hook", "push", "spool" (for logs).
 	Source string
@@ -110,18 +115,25 @@ type Refusal struct {
 
 // Status is the daemon's view of its queue and uploads.
 type Status struct {
-	Store                string         `json:"store"`
-	PublicKey            string         `json:"public_key,omitempty"` // of the key narinfos are signed with
-	Pending              int            `json:"pending"`
-	InFlight             int            `json:"in_flight"`
-	Spooled              int            `json:"spooled"`   // spool files not yet ingested
-	SpoolBad             int            `json:"spool_bad"` // unreadable spool files moved to spool/bad/
-	Failed               int            `json:"failed"`
-	Uploaded             int64          `json:"uploaded"`
-	UploadedBytes        int64          `json:"uploaded_bytes"`
-	Skipped              int64          `json:"skipped"`
-	Dropped              int64          `json:"dropped"`
-	Completed            int64          `json:"completed"`
+	Store         string `json:"store"`
+	PublicKey     string `json:"public_key,omitempty"` // of the key narinfos are signed with
+	Pending       int    `json:"pending"`
+	InFlight      int    `json:"in_flight"`
+	Spooled       int    `json:"spooled"`   // spool files not yet ingested
+	SpoolBad      int    `json:"spool_bad"` // unreadable spool files moved to spool/bad/
+	Failed        int    `json:"failed"`
+	Uploaded      int64  `json:"uploaded"`
+	UploadedBytes int64  `json:"uploaded_bytes"`
+	Skipped       int64  `json:"skipped"`
+	Dropped       int64  `json:"dropped"`
+	Completed     int64  `json:"completed"`
+	// Excluded counts closure members the upload filters left out, and
+	// HeldBack those not published because they refer to one.
+	Excluded int64 `json:"excluded"`
+	HeldBack int64 `json:"held_back"`
+	// Realisations and Logs count what builds published besides paths.
+	Realisations         int64          `json:"realisations"`
+	Logs                 int64          `json:"logs"`
 	OldestPendingSeconds float64        `json:"oldest_pending_seconds"`
 	ThroughputBytesSec   float64        `json:"throughput_bytes_per_second"`
 	Failures             []Failure      `json:"failures"`
@@ -174,6 +186,10 @@ type HistoryEntry struct {
 	Uploaded int       `json:"uploaded"`
 	Skipped  int       `json:"skipped"`
 	Bytes    int64     `json:"bytes"`
+	Excluded int       `json:"excluded,omitempty"`
+	HeldBack int       `json:"held_back,omitempty"`
+	// Detail says more, e.g. which excluded path held the item back.
+	Detail string `json:"detail,omitempty"`
 }
 
 // ErrTooLarge is returned for a message longer than MaxMessageSize.

@@ -84,7 +84,7 @@ func Run(ctx context.Context, cfg Config) Outcome {
 		}
 		paths = outs
 	}
-	if len(paths) == 0 {
+	if len(paths) == 0 && cfg.DrvPath == "" {
 		return Outcome{}
 	}
 	out := Outcome{Paths: paths}
@@ -106,9 +106,13 @@ func Run(ctx context.Context, cfg Config) Outcome {
 		msg = refused.msg
 		paths = refused.rest
 	}
+	spooled := paths
+	if cfg.DrvPath != "" {
+		spooled = append(spooled[:len(spooled):len(spooled)], BuildItem(cfg.DrvPath))
+	}
 	sctx, scancel := context.WithTimeout(ctx, cfg.SpoolTimeout)
 	defer scancel()
-	file, serr := writeSpoolWithin(sctx, SpoolDir(cfg.StateDir), paths)
+	file, serr := writeSpoolWithin(sctx, SpoolDir(cfg.StateDir), spooled)
 	if serr != nil {
 		out.Message = fmt.Sprintf("nixs3q-hook: %s and spool failed: %v; %d path(s) not queued", msg, serr, len(paths))
 		return out

@@ -281,6 +281,13 @@ func printStatus(w io.Writer, st *hook.Status) {
 	fmt.Fprintf(w, "queue:      %s\n", q)
 	fmt.Fprintf(w, "uploaded:   %d paths, %s; %d already in the cache; %d dropped (gone before upload)\n",
 		st.Uploaded, humanBytes(st.UploadedBytes), st.Skipped, st.Dropped)
+	if st.Excluded+st.HeldBack > 0 {
+		fmt.Fprintf(w, "filtered:   %d paths excluded by --exclude/--max-nar-size; %d held back (they refer to an excluded path)\n",
+			st.Excluded, st.HeldBack)
+	}
+	if st.Realisations+st.Logs > 0 {
+		fmt.Fprintf(w, "builds:     %d realisations, %d build logs published\n", st.Realisations, st.Logs)
+	}
 	fmt.Fprintf(w, "throughput: %s/s (last 30s)\n", humanBytes(int64(st.ThroughputBytesSec)))
 	if g := st.LastGC; g != nil {
 		line := fmt.Sprintf("%s, took %s: deleted %d objects (%s), kept %d (%s)",
@@ -306,6 +313,18 @@ func printStatus(w io.Writer, st *hook.Status) {
 		fmt.Fprintln(w, "in flight:")
 		for _, a := range st.Active {
 			fmt.Fprintf(w, "  %s  (attempt %d, for %s)\n", a.Path, a.Attempts+1, time.Since(a.Since).Round(time.Second))
+		}
+	}
+	var filtered []hook.HistoryEntry
+	for _, h := range st.Recent {
+		if h.Result == "filtered" {
+			filtered = append(filtered, h)
+		}
+	}
+	if len(filtered) > 0 {
+		fmt.Fprintln(w, "recently kept out by the filters:")
+		for _, h := range filtered {
+			fmt.Fprintf(w, "  %s  %s\n", h.Path, h.Detail)
 		}
 	}
 	if len(st.Failures) > 0 {

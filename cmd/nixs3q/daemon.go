@@ -25,6 +25,7 @@ import (
 type daemonFlags struct {
 	store, secretKeyFile, stateDir, socket, compression, allowGroup string
 	storeDir, nixBin, logLevel, logFormat, metricsListen            string
+	exclude, maxNarSize, uploadLogs, logDir                         string
 	workers, compressionLevel, maxAttempts                          int
 	skipSignedBy                                                    listFlag
 	presenceTTL, shutdownGrace                                      time.Duration
@@ -49,6 +50,10 @@ func runDaemon(ctx context.Context, args []string) error {
 	fs.StringVar(&f.storeDir, "store-dir", nix.DefaultStoreDir, "the Nix store directory")
 	fs.StringVar(&f.nixBin, "nix", "nix", "the nix command used to read store metadata")
 	fs.Var(&f.skipSignedBy, "skip-signed-by", "do not upload closure members validly signed by this upstream cache's public key, NAME:BASE64 as in trusted-public-keys, e.g. cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY= (repeatable or comma-separated); clients fetch them from that cache")
+	fs.StringVar(&f.exclude, "exclude", "", "do not upload store paths whose name (after the hash) matches this regular expression (RE2, unanchored); paths referring to them are held back too")
+	fs.StringVar(&f.maxNarSize, "max-nar-size", "0", "do not upload store paths whose NAR is larger, e.g. 2G (0: no limit); paths referring to them are held back too")
+	fs.StringVar(&f.uploadLogs, "upload-logs", uploader.LogsNone, "build logs to upload to log/<drv>: none or all (every build the post-build-hook reports)")
+	fs.StringVar(&f.logDir, "nix-log-dir", uploader.DefaultLogDir, "Nix's log directory (NIX_LOG_DIR), where build logs are read from")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9310 (off by default)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "auto", "console, json, or auto (console on a terminal, json otherwise)")
@@ -126,6 +131,10 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 		log.Warn("secret key file is exposed; starting anyway (--allow-exposed-key)", zap.Error(err))
 	}
 	tracker := progress.NewTracker()
+	maxNarSize, err := uploader.ParseSize(f.maxNarSize)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("--max-nar-size %q: %w", f.maxNarSize, err)}
+	}
 	ucfg := uploader.Config{
 		StoreDir:     f.storeDir,
 		Format:       spec.Format,
@@ -133,7 +142,10 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 		PresenceTTL:  f.presenceTTL,
 		SkipSignedBy: f.skipSignedBy,
 		// Follows the uploads for the progress that wait reports.
-		Observer: tracker,
+		Observer:   tracker,
+		Filters:    uploader.Filters{Exclude: f.exclude, MaxNarSize: maxNarSize},
+		UploadLogs: f.uploadLogs,
+		LogDir:     f.logDir,
 	}
 	if err := ucfg.Validate(); err != nil {
 		return &exitError{2, err}

@@ -402,6 +402,10 @@ func TestDaemonRefusesBadConfiguration(t *testing.T) {
 		{"bad compression", []string{"--store", "file://" + dir + "/c", "--secret-key-file", keyFile, "--compression", "lz4"}, "lz4"},
 		{"key file readable by others", []string{"--store", "file://" + dir + "/c", "--secret-key-file", exposed}, "--allow-exposed-key"},
 		{"bare upstream key name", []string{"--store", "file://" + dir + "/c", "--secret-key-file", keyFile, "--skip-signed-by", "cache.nixos.org-1"}, "cache.nixos.org-1:<base64 public key>"},
+		{"bad exclude pattern", []string{"--store", "file://" + dir + "/c", "--secret-key-file", keyFile, "--exclude", "(unclosed"}, "exclude pattern"},
+		{"bad size", []string{"--store", "file://" + dir + "/c", "--secret-key-file", keyFile, "--max-nar-size", "2GB"}, "--max-nar-size"},
+		{"failed logs", []string{"--store", "file://" + dir + "/c", "--secret-key-file", keyFile, "--upload-logs", "failed"}, "no post-build-hook after a failed build"},
+		{"bad retry", []string{"--store", "s3://b?retry-delay=soon", "--secret-key-file", keyFile}, "retry-delay"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"daemon", "--state-dir", state, "--socket", filepath.Join(dir, "s.sock")}, tc.args...)
