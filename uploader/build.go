@@ -34,6 +34,7 @@ const (
 	LogUploaded = "uploaded" // this call uploaded it
 	LogPresent  = "present"  // the cache already had it
 	LogAbsent   = "absent"   // Nix kept no log (build-logs = false, or a substituted derivation)
+	LogExcluded = "excluded" // Filters.Exclude matches the derivation's name
 )
 
 // BuildResult says what PublishBuild did.
@@ -67,7 +68,9 @@ type BuildResult struct {
 //     that serve encodings (S3; decoded by Nix 2.8 and by current Nix,
 //     which dropped xz and bzip2 encodings in 2.34), plain text in a local
 //     directory, as Nix's own file:// store writes it. A log the cache has
-//     is not uploaded again.
+//     is not uploaded again, and neither is the log of a derivation whose
+//     name ("hello-2.12.drv") Filters.Exclude matches: a pattern that keeps
+//     a package's outputs out keeps its logs out too.
 //
 // Errors wrap their cause for Classify; what was published before an error
 // stays published, and a retry redoes only what is missing.
@@ -86,7 +89,12 @@ func (u *Uploader) PublishBuild(ctx context.Context, drv string) (BuildResult, e
 			return res, err
 		}
 	}
-	if u.cfg.UploadLogs == LogsAll {
+	switch {
+	case u.cfg.UploadLogs != LogsAll:
+	case u.filter.exclude != nil && u.filter.exclude.MatchString(sp.Name):
+		res.Log = LogExcluded
+		log.Info("not uploading the build log: the derivation's name matches --exclude")
+	default:
 		if err := u.publishLog(ctx, sp, &res); err != nil {
 			return res, fmt.Errorf("uploader: build log of %s: %w", drv, err)
 		}

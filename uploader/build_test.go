@@ -156,6 +156,12 @@ func TestPublishBuildLogPolicy(t *testing.T) {
 	if _, err := u.PublishBuild(context.Background(), filepath.Join(s.dir, hashPart("x")+"-x")); err == nil {
 		t.Error("a non-derivation published")
 	}
+	cfg.Filters.Exclude = "^with-"
+	u = newTestUploader(t, cfg, c, s, nil, nil)
+	if res, err := u.PublishBuild(context.Background(), withLog); err != nil || res.Log != LogExcluded || len(c.putLog()) != 0 {
+		t.Errorf("excluded derivation: %+v, %v, put %v; want its log left out", res, err, c.putLog())
+	}
+	cfg.Filters.Exclude = ""
 	cfg.UploadLogs = "failed"
 	if _, err := New(cfg, c, s, nil, nil, nil); err == nil {
 		t.Error(`upload-logs "failed" accepted`)
