@@ -52,8 +52,17 @@ func (r *recorder) record(workCtx context.Context, o outcome) {
 	r.meter.add(res.Bytes)
 	switch {
 	case err == nil:
-		out := queue.Outcome{Uploaded: res.Uploaded, Skipped: res.Skipped, Bytes: res.Bytes, NarBytes: res.NarBytes,
-			Excluded: res.Excluded, HeldBack: res.HeldBack, HeldBy: res.HeldBy}
+		// The filter counters count queue items, each once: a closure
+		// member excluded again by every root that holds it would
+		// otherwise be counted again and again. The members are in the
+		// log line.
+		out := queue.Outcome{Uploaded: res.Uploaded, Skipped: res.Skipped, Bytes: res.Bytes, NarBytes: res.NarBytes, HeldBy: res.HeldBy}
+		switch {
+		case res.HeldBy == it.Path:
+			out.Excluded = 1
+		case res.HeldBy != "":
+			out.HeldBack = 1
+		}
 		fields := []zap.Field{zap.Int("uploaded", res.Uploaded), zap.Int("skipped", res.Skipped),
 			zap.Int64("bytes", res.Bytes), zap.Duration("took", o.took)}
 		if res.Excluded+res.HeldBack > 0 {

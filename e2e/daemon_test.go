@@ -285,6 +285,28 @@ func status(t *testing.T, ctx context.Context, socket string) daemonStatus {
 	return st
 }
 
+// fullStatus holds the counters of `nixs3q status --json` that the filter
+// and build scenarios read.
+type fullStatus struct {
+	daemonStatus
+	Excluded     int64 `json:"excluded"`
+	HeldBack     int64 `json:"held_back"`
+	Realisations int64 `json:"realisations"`
+	Logs         int64 `json:"logs"`
+}
+
+// statusFull is status with the filter and build counters.
+func statusFull(t *testing.T, ctx context.Context, socket string) fullStatus {
+	t.Helper()
+	status(t, ctx, socket) // checks the documented keys
+	r := cli(t, ctx, socket, "status", "--json")
+	var st fullStatus
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("nixs3q status --json: %v\n%s", err, r.stdout)
+	}
+	return st
+}
+
 // hookRun is one run of nixs3q-hook.
 type hookRun struct {
 	took   time.Duration

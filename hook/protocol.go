@@ -127,8 +127,8 @@ type Status struct {
 	Skipped       int64  `json:"skipped"`
 	Dropped       int64  `json:"dropped"`
 	Completed     int64  `json:"completed"`
-	// Excluded counts closure members the upload filters left out, and
-	// HeldBack those not published because they refer to one.
+	// Excluded counts queued paths the upload filters left out, and
+	// HeldBack queued paths not published because they refer to one.
 	Excluded int64 `json:"excluded"`
 	HeldBack int64 `json:"held_back"`
 	// Realisations and Logs count what builds published besides paths.

@@ -17,9 +17,10 @@ type Outcome struct {
 	Bytes    int64 `json:"bytes,omitempty"`     // bytes sent (compressed)
 	NarBytes int64 `json:"nar_bytes,omitempty"` // uncompressed NAR bytes of those uploads
 	Skipped  int   `json:"skipped,omitempty"`   // closure members already in the cache
-	// Excluded counts closure members the upload filters left out, and
-	// HeldBack those not published because they refer to one; HeldBy
-	// names what kept the item's own path out, when something did.
+	// Excluded is 1 when the upload filters left the item's path out, and
+	// HeldBack 1 when it was not published because it refers to a path
+	// they left out; HeldBy names that path (the item's own when
+	// excluded).
 	Excluded int    `json:"excluded,omitempty"`
 	HeldBack int    `json:"held_back,omitempty"`
 	HeldBy   string `json:"held_by,omitempty"`

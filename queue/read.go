@@ -18,8 +18,8 @@ type Stats struct {
 	// FailedTotal counts moves to the failed list.
 	Completed, Dropped, Uploaded, Skipped, FailedTotal int64
 	UploadedBytes                                      int64
-	// Excluded and HeldBack count closure members left out by the upload
-	// filters; Realisations and Logs what build items published.
+	// Excluded and HeldBack count the items the upload filters kept out
+	// of the cache; Realisations and Logs what build items published.
 	Excluded, HeldBack, Realisations, Logs int64
 }
 

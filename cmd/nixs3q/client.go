@@ -282,7 +282,7 @@ func printStatus(w io.Writer, st *hook.Status) {
 	fmt.Fprintf(w, "uploaded:   %d paths, %s; %d already in the cache; %d dropped (gone before upload)\n",
 		st.Uploaded, humanBytes(st.UploadedBytes), st.Skipped, st.Dropped)
 	if st.Excluded+st.HeldBack > 0 {
-		fmt.Fprintf(w, "filtered:   %d paths excluded by --exclude/--max-nar-size; %d held back (they refer to an excluded path)\n",
+		fmt.Fprintf(w, "filtered:   %d queued paths excluded by --exclude/--max-nar-size; %d held back (they refer to an excluded path)\n",
 			st.Excluded, st.HeldBack)
 	}
 	if st.Realisations+st.Logs > 0 {
