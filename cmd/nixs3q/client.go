@@ -70,6 +70,9 @@ func withClient(ctx context.Context, socket string, fn func(*hook.Client) error)
 // the other one. Anything that does not resolve is passed on as far as it
 // got, for the daemon to refuse with its reason.
 func resolvePath(p, storeDir string) string {
+	if drv, ok := hook.BuildDrv(p); ok {
+		return hook.BuildItem(resolvePath(drv, storeDir))
+	}
 	abs, err := filepath.Abs(p)
 	if err != nil {
 		return p
@@ -116,7 +119,7 @@ func cliStoreDir() string {
 }
 
 func runPush(ctx context.Context, args []string) error {
-	fs := newFlags("push", "[--socket PATH] [--wait [--timeout D]] PATH...")
+	fs := newFlags("push", "[--socket PATH] [--wait [--timeout D]] PATH... (a path, or DRV^* for a build's realisations and log)")
 	socket := fs.String("socket", defaultSocket(), "daemon socket (env NIXS3Q_SOCKET)")
 	wait := fs.Bool("wait", false, "then wait until the closures of these paths are in the cache (as 'nixs3q wait PATH...')")
 	timeout := fs.Duration("timeout", 0, "with --wait: give up after this long (0: wait forever)")
