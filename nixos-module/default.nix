@@ -26,10 +26,13 @@ let
     "--shutdown-grace" "${toString cfg.shutdownGrace}s"
     "--log-level" cfg.logLevel
     "--log-format" "json"
+    "--upload-logs" cfg.uploadLogs
   ]
   ++ lib.optionals (cfg.compressionLevel != null) [ "--compression-level" cfg.compressionLevel ]
   ++ lib.optionals (cfg.metricsListen != null) [ "--metrics-listen" cfg.metricsListen ]
   ++ builtins.concatMap (key: [ "--skip-signed-by" key ]) cfg.skipSignedBy
+  ++ lib.optionals (cfg.exclude != null) [ "--exclude" cfg.exclude ]
+  ++ lib.optionals (cfg.maxNarSize != null) [ "--max-nar-size" (toString cfg.maxNarSize) ]
   ++ cfg.extraArgs;
 in
 {
@@ -149,6 +152,42 @@ in
         uploaded; clients must then use that upstream cache as well. A bare
         key name is refused: anyone can sign under any name. Empty: the cache
         holds complete closures on its own.
+      '';
+    };
+
+    exclude = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "^(secrets-|.*-vm-image)";
+      description = ''
+        Regular expression (RE2, unanchored) matched against the name of
+        every store path, the part after the hash. A matching path is not
+        uploaded, and neither is any path that refers to it (it is held back,
+        so that the cache never holds a path whose references are missing),
+        nor the build log of a derivation whose name (`foo.drv`) matches.
+        Filtered paths are counted in `nixs3q status` and logged.
+      '';
+    };
+
+    maxNarSize = mkOption {
+      type = types.nullOr (types.either types.ints.unsigned types.str);
+      default = null;
+      example = "2G";
+      description = ''
+        Paths whose NAR is larger than this (bytes, or with a K, M, G or T
+        suffix) are not uploaded, nor the paths that refer to them, as with
+        `exclude`. null: no limit.
+      '';
+    };
+
+    uploadLogs = mkOption {
+      type = types.enum [ "none" "all" ];
+      default = "none";
+      description = ''
+        Build logs to upload to `log/<drv>`, where `nix log` finds them:
+        `none`, or `all` (every build the post-build-hook reports, that is
+        every successful local build: Nix runs no hook after a failed one).
+        Logs can hold what a public cache should not show, hence the default.
       '';
     };
 

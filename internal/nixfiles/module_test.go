@@ -95,6 +95,7 @@ func TestModuleOptions(t *testing.T) {
 		"compression", "compressionLevel", "allowGroup", "maxAttempts", "logLevel",
 		"extraArgs", "metricsListen", "enableHook", "shutdownGrace",
 		"gc.enable", "gc.keepDays", "gc.schedule",
+		"skipSignedBy", "exclude", "maxNarSize", "uploadLogs",
 	} {
 		if _, ok := ev.Options[name]; !ok {
 			t.Errorf("services.nixs3q.%s is not declared", name)
@@ -152,8 +153,9 @@ func TestModuleConfig(t *testing.T) {
 				"--state-dir": hook.DefaultStateDir, "--socket": hook.DefaultSocket, "--workers": "4",
 				"--compression": "zstd", "--allow-group": "nixs3q", "--max-attempts": "8",
 				"--shutdown-grace": "10s", "--log-level": "info", "--log-format": "json",
+				"--upload-logs": "none",
 			},
-			absentFlags: []string{"--compression-level", "--metrics-listen", "--skip-signed-by"},
+			absentFlags: []string{"--compression-level", "--metrics-listen", "--skip-signed-by", "--exclude", "--max-nar-size"},
 		},
 		{
 			name: "every option, and characters systemd would expand",
@@ -163,13 +165,20 @@ func TestModuleConfig(t *testing.T) {
 				"shutdownGrace": 30, "logLevel": "debug", "metricsListen": "127.0.0.1:9310",
 				"environmentFile": "/run/keys/aws.env", "extraArgs": []string{"--presence-ttl", "30m"},
 				"skipSignedBy": []string{upstreamKey},
+				"exclude":      "^(secrets-|.*-vm-image)$", "maxNarSize": "2G", "uploadLogs": "all",
 			}),
 			wantFlags: map[string]string{
 				"--store":   "s3://cache?endpoint=http://minio:9000&region=us-east-1&x=%41$HOME %d",
 				"--workers": "16", "--compression": "xz", "--compression-level": "9", "--allow-group": "wheel",
 				"--max-attempts": "3", "--shutdown-grace": "30s", "--log-level": "debug",
 				"--metrics-listen": "127.0.0.1:9310", "--presence-ttl": "30m", "--skip-signed-by": upstreamKey,
+				"--exclude": "^(secrets-|.*-vm-image)$", "--max-nar-size": "2G", "--upload-logs": "all",
 			},
+		},
+		{
+			name:      "size in bytes",
+			cfg:       with(map[string]any{"maxNarSize": 1073741824}),
+			wantFlags: map[string]string{"--max-nar-size": "1073741824"},
 		},
 		{name: "hook disabled", cfg: with(map[string]any{"enableHook": false}), noHook: true},
 		{

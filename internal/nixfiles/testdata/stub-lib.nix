@@ -23,6 +23,7 @@ rec {
     enum = values: mkType "one of ${concatStringsSep ", " values}" (v: builtins.elem v values);
     nullOr = t: mkType "null or ${t.name}" (v: v == null || t.check v);
     listOf = t: mkType "list of ${t.name}" (v: builtins.isList v && builtins.all t.check v);
+    either = a: b: mkType "${a.name} or ${b.name}" (v: a.check v || b.check v);
   };
 
   mkOption = attrs: attrs // { _type = "option"; };
