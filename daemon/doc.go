@@ -56,6 +56,12 @@
 //     polls. Paths waited for by a peer that may enqueue are claimed ahead
 //     of the backlog (which keeps a share of every claim) and upload under
 //     uploader.Urgent, for as long as the peer keeps asking and 10 s more.
+//   - An enqueue naming its derivation (the hook's DRV_PATH) also queues the
+//     build (hook.BuildItem), whose realisations and log the uploader
+//     publishes after the batch of paths; an unusable derivation is logged
+//     and left out, never the reason outputs are refused.
+//   - Items the upload filters keep out are finished, not failed, and are
+//     counted and named in the status.
 //   - On shutdown (context cancelled, SIGTERM in main) intake stops at once,
 //     in-flight uploads get a bounded grace period, and whatever is not
 //     finished stays queued for the next start.

@@ -56,6 +56,14 @@
 //     the attempt with ErrVanished (retryable) and publishes nothing. A
 //     queued root found already in the cache is re-asserted through Roots
 //     (SetRoots), so gc keeps what builders keep pushing.
+//   - Filters (Config.Filters): a missing path they exclude is not
+//     uploaded, and neither is a missing path that refers to one (held
+//     back), so filters never break the consistency promise; both are
+//     logged and counted in Result, which names what holds a root back.
+//   - Builds (PublishBuild): a derivation's realisations are written, signed,
+//     in the Nix 2.8 and the Nix 2.35 layouts, only after the narinfo of
+//     their output; its build log (UploadLogs) goes to log/<drv basename>
+//     in an encoding every Nix decodes.
 //
 // # Store metadata: why `nix path-info --json`
 //
