@@ -132,6 +132,10 @@ var (
 		{prometheus.NewDesc("nixs3q_dropped_paths_total", "Queued paths dropped because they vanished (garbage-collected) before upload.", nil, nil), func(s queue.Stats) int64 { return s.Dropped }},
 		{prometheus.NewDesc("nixs3q_completed_items_total", "Queue items completed.", nil, nil), func(s queue.Stats) int64 { return s.Completed }},
 		{prometheus.NewDesc("nixs3q_failed_items_total", "Queue items that ever moved to the failed list.", nil, nil), func(s queue.Stats) int64 { return s.FailedTotal }},
+		{prometheus.NewDesc("nixs3q_excluded_items_total", "Queued paths the upload filters (--exclude, --max-nar-size) kept out.", nil, nil), func(s queue.Stats) int64 { return s.Excluded }},
+		{prometheus.NewDesc("nixs3q_held_back_items_total", "Queued paths not published because they refer to a path the filters keep out.", nil, nil), func(s queue.Stats) int64 { return s.HeldBack }},
+		{prometheus.NewDesc("nixs3q_realisations_total", "Realisations of derivation outputs published.", nil, nil), func(s queue.Stats) int64 { return s.Realisations }},
+		{prometheus.NewDesc("nixs3q_build_logs_total", "Build logs uploaded.", nil, nil), func(s queue.Stats) int64 { return s.Logs }},
 	}
 )
 

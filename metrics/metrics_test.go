@@ -30,7 +30,8 @@ func scrape(t *testing.T, m *Metrics) string {
 
 func TestMetricsExposeQueueAndObservations(t *testing.T) {
 	stats := queue.Stats{Pending: 3, Leased: 2, Failed: 1, Uploaded: 10, UploadedBytes: 4096, Skipped: 7, Dropped: 1,
-		Completed: 9, FailedTotal: 2, OldestPending: time.Now().Add(-time.Minute)}
+		Completed: 9, FailedTotal: 2, OldestPending: time.Now().Add(-time.Minute),
+		Excluded: 4, HeldBack: 5, Realisations: 6, Logs: 8}
 	m := New(func() (queue.Stats, error) { return stats, nil })
 	m.Uploaded(2*time.Second, time.Now().Add(-3*time.Second), 1000, 4)
 	m.Failed("throttled", false)
@@ -48,6 +49,10 @@ func TestMetricsExposeQueueAndObservations(t *testing.T) {
 		"nixs3q_dropped_paths_total 1",
 		"nixs3q_completed_items_total 9",
 		"nixs3q_failed_items_total 2",
+		"nixs3q_excluded_items_total 4",
+		"nixs3q_held_back_items_total 5",
+		"nixs3q_realisations_total 6",
+		"nixs3q_build_logs_total 8",
 		`nixs3q_retries_total{reason="throttled"} 2`,
 		`nixs3q_failures_total{reason="access_denied"} 1`,
 		`nixs3q_failures_total{reason="other"} 1`,

@@ -84,11 +84,6 @@ func (u *Uploader) PublishBuild(ctx context.Context, drv string) (BuildResult, e
 		return res, fmt.Errorf("uploader: publish build %s: %w", drv, ErrPathGone)
 	}
 	log := u.log.With(zap.String("drv", drv))
-	if rs, ok := u.src.(RealisationSource); ok {
-		if err := u.publishRealisations(ctx, rs, drv, &res, log); err != nil {
-			return res, err
-		}
-	}
 	switch {
 	case u.cfg.UploadLogs != LogsAll:
 	case u.filter.exclude != nil && u.filter.exclude.MatchString(sp.Name):
@@ -97,6 +92,13 @@ func (u *Uploader) PublishBuild(ctx context.Context, drv string) (BuildResult, e
 	default:
 		if err := u.publishLog(ctx, sp, &res); err != nil {
 			return res, fmt.Errorf("uploader: build log of %s: %w", drv, err)
+		}
+	}
+	// Realisations after the log: they wait for their outputs' closures,
+	// the log waits for nothing.
+	if rs, ok := u.src.(RealisationSource); ok {
+		if err := u.publishRealisations(ctx, rs, drv, &res, log); err != nil {
+			return res, err
 		}
 	}
 	return res, nil
