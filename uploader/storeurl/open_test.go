@@ -71,16 +71,38 @@ func TestOpenMinIO(t *testing.T) {
 			}
 		})
 	}
+	// A multipart upload (create, parts, complete) through the prefix.
+	spec, err := storeurl.Parse("s3://spellings?endpoint=" + gw.Endpoint + "&multipart-chunk-size=5M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := storeurl.Open(context.Background(), spec, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("nixs3q ", 6<<20/7+1)
+	if err := cache.Put(context.Background(), "nar/big.nar", strings.NewReader(big), uploader.PutOptions{Size: int64(len(big))}); err != nil {
+		t.Fatalf("multipart Put through the prefix: %v", err)
+	}
+	r, err := cache.Get(context.Background(), "nar/big.nar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || string(got) != big {
+		t.Fatalf("read back %d bytes, %v; want %d", len(got), err, len(big))
+	}
 	if gw.Forwarded.Load() < 2 || gw.Refused.Load() != 0 {
 		t.Errorf("gateway forwarded %d and refused %d requests, want at least 2 and none", gw.Forwarded.Load(), gw.Refused.Load())
 	}
 
 	// Without the prefix, the gateway refuses: the prefix really is used.
-	spec, err := storeurl.Parse("s3://spellings?endpoint=" + strings.TrimSuffix(gw.Endpoint, "/storage/s3") + "/other&retry-attempts=1")
+	spec, err = storeurl.Parse("s3://spellings?endpoint=" + strings.TrimSuffix(gw.Endpoint, "/storage/s3") + "/other&retry-attempts=1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache, err := storeurl.Open(context.Background(), spec, zaptest.NewLogger(t))
+	cache, err = storeurl.Open(context.Background(), spec, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
