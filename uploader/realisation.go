@@ -2,6 +2,7 @@ package uploader
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -46,7 +47,7 @@ func (n NixCLI) Realisations(ctx context.Context, drv string) ([]nix.Realisation
 	if err != nil || !strings.HasSuffix(sp.Name, ".drv") {
 		return nil, fmt.Errorf("uploader: realisations: %q is not a derivation in %s", drv, storeDir)
 	}
-	bin := cmpOr(n.Nix, "nix")
+	bin := cmp.Or(n.Nix, "nix")
 	timeout := n.Timeout
 	if timeout <= 0 {
 		timeout = 5 * time.Minute
@@ -74,13 +75,6 @@ func (n NixCLI) Realisations(ctx context.Context, drv string) ([]nix.Realisation
 		return nil, fmt.Errorf("uploader: nix realisation info %s: %w", drv, err)
 	}
 	return rs, nil
-}
-
-func cmpOr(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 // parseRealisations reads the output of `nix realisation info --json` for

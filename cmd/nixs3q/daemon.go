@@ -150,6 +150,9 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 	if err := ucfg.Validate(); err != nil {
 		return &exitError{2, err}
 	}
+	for _, note := range spec.Deprecated {
+		log.Warn("deprecated store URL spelling (it still works)", zap.String("note", note))
+	}
 	for _, p := range spec.Ignored {
 		log.Warn("store URL parameter has no effect in nixs3q", zap.String("parameter", p))
 	}

@@ -1,6 +1,7 @@
 package storeurl
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,10 @@ type Spec struct {
 	// Ignored lists the parameters of the URL that Nix knows but that do not
 	// apply to nixs3q, for the caller to log.
 	Ignored []string
+	// Deprecated holds a note for each spelling the URL uses that Nix 2.36
+	// deprecates but that still works (scheme=, a bare host endpoint), for
+	// the caller to log.
+	Deprecated []string
 }
 
 // param is one known store URL parameter.
@@ -121,6 +126,12 @@ func Parse(raw string) (Spec, error) {
 	}
 	if err == nil && spec.Scheme == "s3" {
 		err = spec.S3.Validate()
+		if spec.S3.Scheme != "" {
+			spec.Deprecated = append(spec.Deprecated, "scheme= is deprecated by Nix 2.36: put the scheme in endpoint, e.g. endpoint=http://HOST:PORT")
+		}
+		if e := spec.S3.Endpoint; e != "" && !strings.Contains(e, "://") {
+			spec.Deprecated = append(spec.Deprecated, "an endpoint without a scheme is deprecated by Nix 2.36: use a full URL, endpoint="+cmp.Or(spec.S3.Scheme, "https")+"://"+e)
+		}
 	}
 	if err != nil {
 		return Spec{}, fmt.Errorf("storeurl: %s: %w", Redact(raw), err)

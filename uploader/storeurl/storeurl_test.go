@@ -11,6 +11,12 @@ import (
 	"github.com/nixs3q/nixs3q/uploader/storeurl"
 )
 
+// deprecatedBoth is what Parse notes for endpoint=127.0.0.1:9000&scheme=http.
+var deprecatedBoth = []string{
+	"scheme= is deprecated by Nix 2.36: put the scheme in endpoint, e.g. endpoint=http://HOST:PORT",
+	"an endpoint without a scheme is deprecated by Nix 2.36: use a full URL, endpoint=http://127.0.0.1:9000",
+}
+
 // defaults is the Spec of a URL without parameters, for the given scheme.
 func defaults(scheme string) storeurl.Spec {
 	return storeurl.Spec{Scheme: scheme, Format: uploader.Format{Compression: "zstd", WantMassQuery: true, Priority: 40}}
@@ -38,6 +44,7 @@ func TestParse(t *testing.T) {
 		{"s3://nix-cache/", s3Spec(none)},
 		{"s3://nix-cache?endpoint=127.0.0.1:9000&scheme=http", s3Spec(func(s *storeurl.Spec) {
 			s.S3.Endpoint, s.S3.Scheme = "127.0.0.1:9000", "http"
+			s.Deprecated = deprecatedBoth
 		})},
 		{"s3://nix-cache?endpoint=http://127.0.0.1:9000", s3Spec(func(s *storeurl.Spec) { s.S3.Endpoint = "http://127.0.0.1:9000" })},
 		{"s3://nix-cache?endpoint=http%3A%2F%2F127.0.0.1%3A9000&region=eu-central-1", s3Spec(func(s *storeurl.Spec) {
@@ -127,8 +134,15 @@ func TestParseNixURLs(t *testing.T) {
 		})},
 		{"2.36, deprecated but accepted: bare host and scheme", "s3://bucket?endpoint=localhost:9000&scheme=http", s3Spec("bucket", func(s *storeurl.Spec) {
 			s.S3.Endpoint, s.S3.Scheme = "localhost:9000", "http"
+			s.Deprecated = []string{
+				"scheme= is deprecated by Nix 2.36: put the scheme in endpoint, e.g. endpoint=http://HOST:PORT",
+				"an endpoint without a scheme is deprecated by Nix 2.36: use a full URL, endpoint=http://localhost:9000",
+			}
 		})},
-		{"Nix 2.32 and Lix: bare host, https", "s3://bucket?endpoint=custom.s3.com", s3Spec("bucket", func(s *storeurl.Spec) { s.S3.Endpoint = "custom.s3.com" })},
+		{"Nix 2.32 and Lix: bare host, https", "s3://bucket?endpoint=custom.s3.com", s3Spec("bucket", func(s *storeurl.Spec) {
+			s.S3.Endpoint = "custom.s3.com"
+			s.Deprecated = []string{"an endpoint without a scheme is deprecated by Nix 2.36: use a full URL, endpoint=https://custom.s3.com"}
+		})},
 	} {
 		t.Run(tc.raw, func(t *testing.T) {
 			got, err := storeurl.Parse(tc.raw)
