@@ -55,8 +55,9 @@ type BuildResult struct {
 // drv (a full .drv store path) besides its outputs' closures, which are
 // queued on their own:
 //
-//   - its realisations, when the store has some (content-addressed
-//     derivations, or any derivation built with ca-derivations on): each
+//   - its realisations, when it has floating content-addressed outputs
+//     (ca-derivations; input-addressed and fixed-output derivations need
+//     none, their output paths are in the derivation): each
 //     output's closure is uploaded first (Upload, so already published
 //     paths cost a lookup at most), then the realisation, signed, in the
 //     Nix 2.8 layout and in the build trace layout of Nix 2.35; a
@@ -96,12 +97,31 @@ func (u *Uploader) PublishBuild(ctx context.Context, drv string) (BuildResult, e
 	}
 	// Realisations after the log: they wait for their outputs' closures,
 	// the log waits for nothing.
-	if rs, ok := u.src.(RealisationSource); ok {
+	if rs, ok := u.src.(RealisationSource); ok && hasFloatingOutput(drv, log) {
 		if err := u.publishRealisations(ctx, rs, drv, &res, log); err != nil {
 			return res, err
 		}
 	}
 	return res, nil
+}
+
+// hasFloatingOutput reports whether the derivation has an output whose path
+// is known only after the build (ca-derivations): only those need a
+// realisation for clients to substitute them, and asking Nix costs a
+// process per build. A derivation file that cannot be read counts as
+// having one, so that nothing is missed.
+func hasFloatingOutput(drv string, log *zap.Logger) bool {
+	outs, err := nix.ReadDerivationOutputs(drv)
+	if err != nil {
+		log.Debug("cannot read the derivation's outputs; asking Nix for realisations anyway", zap.Error(err))
+		return true
+	}
+	for _, o := range outs {
+		if o.Path == "" {
+			return true
+		}
+	}
+	return false
 }
 
 func (u *Uploader) publishRealisations(ctx context.Context, rs RealisationSource, drv string, res *BuildResult, log *zap.Logger) error {

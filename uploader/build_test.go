@@ -16,10 +16,12 @@ import (
 // realisingStore is a fakeStore that also answers Realisations.
 type realisingStore struct {
 	*fakeStore
-	reals map[string][]nix.Realisation // by drv path
+	reals   map[string][]nix.Realisation // by drv path
+	queries *int
 }
 
 func (s realisingStore) Realisations(ctx context.Context, drv string) ([]nix.Realisation, error) {
+	*s.queries++
 	return s.reals[drv], nil
 }
 
@@ -39,12 +41,13 @@ func (c encodingCache) Put(ctx context.Context, key string, body io.Reader, opt 
 	return c.fakeCache.Put(ctx, key, body, opt)
 }
 
-// addDrv makes a .drv file in the fake store and, when log is not nil,
-// its build log in logDir (bzip2-compressed when bz2 is set).
+// addDrv makes a .drv file in the fake store, of a content-addressed
+// derivation, and, when log is not nil, its build log in logDir
+// (bzip2-compressed when bz2 is set).
 func addDrv(t *testing.T, s *fakeStore, logDir, name string, log []byte, bz2 bool) string {
 	t.Helper()
 	drv := filepath.Join(s.dir, hashPart(name+".drv")+"-"+name+".drv")
-	if err := os.WriteFile(drv, []byte("Derive([])"), 0o444); err != nil {
+	if err := os.WriteFile(drv, []byte(`Derive([("out","","r:sha256","")],[],[],"x","/bin/sh",[],[])`), 0o444); err != nil {
 		t.Fatal(err)
 	}
 	if log != nil {
@@ -175,7 +178,8 @@ func TestPublishBuildRealisations(t *testing.T) {
 	secret := s.add(t, "secret-out", map[string]string{"f": "x"})
 	drv := addDrv(t, s, t.TempDir(), "ca", nil, false)
 	drv2 := addDrv(t, s, t.TempDir(), "ca-secret", nil, false)
-	src := realisingStore{s, map[string][]nix.Realisation{
+	queries := 0
+	src := realisingStore{fakeStore: s, queries: &queries, reals: map[string][]nix.Realisation{
 		drv: {{DrvPath: filepath.Base(drv), OutputName: "out", OutPath: filepath.Base(out),
 			ID: "sha256:775297e6536df2ac3b7a2deb9cdc32d77c9438d722c5fdbae21d0ac6a4ccdc4e!out", Dependent: map[string]string{}}},
 		drv2: {{DrvPath: filepath.Base(drv2), OutputName: "out", OutPath: filepath.Base(secret)}},
@@ -222,6 +226,17 @@ func TestPublishBuildRealisations(t *testing.T) {
 	}
 	if ok, _ := c.Has(context.Background(), src.reals[drv2][0].TraceKey()); ok {
 		t.Error("realisation of an excluded output published")
+	}
+
+	// An input-addressed derivation lists its output paths: Nix is not
+	// asked for realisations.
+	ia := filepath.Join(s.dir, hashPart("ia.drv")+"-ia.drv")
+	if err := os.WriteFile(ia, []byte(`Derive([("out","`+out+`","","")],[],[],"x","/bin/sh",[],[])`), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	before := queries
+	if res, err := u.PublishBuild(context.Background(), ia); err != nil || res.Realisations != 0 || queries != before {
+		t.Errorf("input-addressed: %+v, %v, %d queries; want none", res, err, queries-before)
 	}
 }
 
