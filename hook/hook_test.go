@@ -328,16 +328,17 @@ func TestSpoolRefusesForeignOwner(t *testing.T) {
 // no OUT_PATHS: the hook still sends the derivation, and spools its build
 // item when the daemon is down.
 func TestRunSendsDerivationWithoutOutputs(t *testing.T) {
-	drv := filepath.Join(t.TempDir(), "ca.drv")
+	store := t.TempDir()
+	drv := filepath.Join(store, "ca.drv")
 	os.WriteFile(drv, []byte(`Derive([("out","","r:sha256","")],[],[],"x","/bin/sh",[],[])`), 0o644)
 	sock, got := fakeDaemon(t, func(request) response { return response{OK: true, Added: 1} })
-	out := Run(context.Background(), Config{Socket: sock, StateDir: t.TempDir(), DrvPath: drv})
+	out := Run(context.Background(), Config{Socket: sock, StateDir: t.TempDir(), DrvPath: drv, StoreDir: store})
 	if !out.Queued || len(*got) != 1 || len((*got)[0].Paths) != 0 || (*got)[0].Drv != drv {
 		t.Fatalf("outcome %+v; daemon saw %+v", out, *got)
 	}
 	state := t.TempDir()
-	out = Run(context.Background(), Config{Socket: filepath.Join(state, "none.sock"), StateDir: state, DrvPath: drv, OutPaths: "/nix/store/a-x"})
-	paths, err := ReadSpool(out.Spooled)
+	out = Run(context.Background(), Config{Socket: filepath.Join(state, "none.sock"), StateDir: state, DrvPath: drv, OutPaths: "/nix/store/a-x", StoreDir: store})
+	paths, err := ReadSpool(out.Spooled, os.Geteuid())
 	if err != nil || len(paths) != 2 || paths[0] != "/nix/store/a-x" || paths[1] != BuildItem(drv) {
 		t.Fatalf("spool holds %v, %v; want the output and the build item", paths, err)
 	}
