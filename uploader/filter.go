@@ -21,9 +21,9 @@ import (
 //     what refers to them stays publishable.
 //
 // The opposite choice, publishing the paths that refer to an excluded one,
-// would give clients narinfos whose closure they cannot substitute, which
-// Nix reports as a failed substitution and then builds everything from
-// source: worse than not finding the path at all.
+// would give clients narinfos whose closure they cannot substitute: Nix
+// fails the substitution of the missing reference, and without --fallback
+// the client's build with it, which is worse than not finding the path.
 type Filters struct {
 	// Exclude is a regular expression (Go syntax, RE2) matched against the
 	// name of each store path, the part after "<hash>-" (e.g.
