@@ -162,6 +162,20 @@ func TestFiltersAndLogsFile(t *testing.T) {
 	if st.Logs != 2 { // logged and usesSecret
 		t.Errorf("status counts %d logs, want 2", st.Logs)
 	}
+
+	// A CA build: its realisation lands in the directory in both layouts,
+	// and a fresh CA-enabled store substitutes from file://.
+	caOut := n.buildExpr(t, ctx, nonce, "ca", hookSetup{socket: opts.socket, stateDir: opts.stateDir}, caFlags...)
+	waitDrained(t, ctx, opts.socket, time.Minute)
+	t.Cleanup(func() { n.deletePaths(t, caOut) })
+	caDrv := n.deriver(t, ctx, caOut[0])
+	if _, err := os.Stat(filepath.Join(dir, "build-trace-v2", filepath.Base(caDrv), "out.doi")); err != nil {
+		t.Errorf("build trace entry: %v", err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "realisations", "sha256:*!out.doi")); len(m) != 1 {
+		t.Errorf("Nix 2.8 realisations: %v, want one", m)
+	}
+	n.substituteCA(t, ctx, nonce, "file://"+dir, key, caOut[0])
 }
 
 // TestLogsAndCAS3: MinIO read over plain HTTP, as clients do. The build log
@@ -201,29 +215,36 @@ func TestLogsAndCAS3(t *testing.T) {
 		t.Fatalf("realisations missing from the bucket: %v", keys)
 	}
 
-	// A fresh store with ca-derivations evaluates the same derivation and
-	// substitutes its output: Nix 2.8 reads realisations/<id>.doi, checks
-	// its signature, then fetches the narinfo and NAR.
+	n.substituteCA(t, ctx, nonce, bucket.nixURL(), key, caOut[0])
+	st := statusFull(t, ctx, opts.socket)
+	if st.Realisations < 1 || st.Logs < 2 {
+		t.Errorf("status counts %d realisations and %d logs, want at least 1 and 2", st.Realisations, st.Logs)
+	}
+}
+
+// substituteCA has a fresh store with ca-derivations evaluate the CA
+// derivation of nonce and substitute its output want from cacheURL: Nix
+// 2.8 reads realisations/<id>.doi, checks its signature, then fetches the
+// narinfo and NAR. Building instead is a failure.
+func (n *nixTool) substituteCA(t *testing.T, ctx context.Context, nonce, cacheURL string, key keyPair, want string) {
+	t.Helper()
+	defer timed(t, "substituting the CA output into a fresh CA-enabled store")()
 	store, _ := n.freshStore(t)
 	file := filepath.Join(n.dir, "builds.nix")
 	args := append([]string{file, "--argstr", "nonce", nonce, "-A", "ca", "--no-out-link", "--store", store,
-		"--option", "substituters", bucket.nixURL(), "--option", "trusted-public-keys", key.public.String(),
+		"--option", "substituters", cacheURL, "--option", "trusted-public-keys", key.public.String(),
 		"--option", "require-sigs", "true"}, caFlags...)
 	got, errOut, err := n.try(ctx, nil, "nix-build", args...)
 	if err != nil {
-		t.Fatalf("nix-build in a fresh CA store: %v\n%s", err, errOut)
+		t.Fatalf("nix-build in a fresh CA store from %s: %v\n%s", cacheURL, err, errOut)
 	}
-	if strings.TrimSpace(got) != caOut[0] {
-		t.Errorf("fresh store realised %q, want %q", strings.TrimSpace(got), caOut[0])
+	if strings.TrimSpace(got) != want {
+		t.Errorf("fresh store realised %q, want %q", strings.TrimSpace(got), want)
 	}
 	if strings.Contains(errOut, "building the CA derivation") || strings.Contains(errOut, "building '") {
 		t.Errorf("the fresh store built the CA derivation instead of substituting it:\n%s", errOut)
 	}
 	if !strings.Contains(errOut, "copying path") {
 		t.Errorf("nix-build did not say it copied the output from the cache:\n%s", errOut)
-	}
-	st := statusFull(t, ctx, opts.socket)
-	if st.Realisations < 1 || st.Logs < 2 {
-		t.Errorf("status counts %d realisations and %d logs, want at least 1 and 2", st.Realisations, st.Logs)
 	}
 }
