@@ -55,6 +55,12 @@
 // reads only regular files owned by root or the reader, never follows a
 // link or blocks on a FIFO, and refuses a file over 16 MiB whole.
 //
+// Builds: an enqueue carries the build's derivation (Drv) when the hook
+// knows it, and may carry only that (Nix 2.8 gives a content-addressed
+// build no OUT_PATHS, and its .drv lists no output paths). The daemon then
+// also queues the build itself as BuildItem(drv), "<drv>^*", for its
+// realisations and log; the spool records it the same way.
+//
 // Run never fails a build: it reads DRV_PATH (a regular *.drv file directly
 // in the store, opened with O_NOFOLLOW|O_NONBLOCK) and talks to the daemon
 // within Timeout, writes the spool within SpoolTimeout, so a build waits at
