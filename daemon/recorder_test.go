@@ -117,3 +117,44 @@ func TestRecorderMarksOutage(t *testing.T) {
 		t.Fatalf("%d revivals after an outage, want 2", rv.count())
 	}
 }
+
+// TestRecorderFiltersAndBuilds checks what the queue records for items the
+// filters keep out and for builds: each filtered item counts once, with
+// what held it back, and a build's realisations and log are counted.
+func TestRecorderFiltersAndBuilds(t *testing.T) {
+	q := openQueue(t, 3)
+	rec := &recorder{q: q, meter: newRateMeter(30 * time.Second), log: zaptest.NewLogger(t),
+		health: newCacheHealth(&fakeCache{results: []error{nil}}, &fakeReviver{}, zaptest.NewLogger(t))}
+	secret, user, drv := "/nix/store/s-secret", "/nix/store/u-user", "/nix/store/d-x.drv^*"
+	for _, o := range []outcome{
+		{item: claimOne(t, q, secret), res: uploader.Result{Excluded: 1, HeldBy: secret}},
+		{item: claimOne(t, q, user), res: uploader.Result{Excluded: 1, HeldBack: 3, HeldBy: secret}},
+		{item: claimOne(t, q, drv), res: uploader.Result{Uploaded: 1}, build: &uploader.BuildResult{Realisations: 2, Log: uploader.LogUploaded}},
+	} {
+		rec.record(context.Background(), o)
+	}
+	st, err := q.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Excluded != 1 || st.HeldBack != 1 || st.Realisations != 2 || st.Logs != 1 || st.Completed != 3 || st.Uploaded != 1 {
+		t.Errorf("stats %+v, want 1 excluded, 1 held back, 2 realisations, 1 log, 3 completed", st)
+	}
+	hist, err := q.History(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	details := map[string]string{}
+	for _, h := range hist {
+		details[h.Path] = h.Outcome.Detail
+	}
+	if d := details[user]; d != "held back by "+secret+", which a filter excludes: not published" {
+		t.Errorf("detail of %s: %q", user, d)
+	}
+	if d := details[secret]; d != "excluded by a filter: not published" {
+		t.Errorf("detail of %s: %q", secret, d)
+	}
+	if d := details[drv]; d != "log uploaded" {
+		t.Errorf("detail of %s: %q", drv, d)
+	}
+}
