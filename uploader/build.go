@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -36,6 +38,13 @@ const (
 	LogAbsent   = "absent"   // Nix kept no log (build-logs = false, or a substituted derivation)
 	LogExcluded = "excluded" // Filters.Exclude matches the derivation's name
 )
+
+// ErrRealisationPending reports that a realisation depends on one
+// (dependentRealisations, Nix 2.8) that the cache does not hold yet. The
+// realisation is not written, so no client sees it without what it needs;
+// the build that produced the dependency publishes it, and a retry then
+// succeeds. Classify calls it transient.
+var ErrRealisationPending = errors.New("uploader: a realisation it depends on is not in the cache yet")
 
 // BuildResult says what PublishBuild did.
 type BuildResult struct {
@@ -146,6 +155,16 @@ func (u *Uploader) publishRealisations(ctx context.Context, rs RealisationSource
 				zap.String("output", r.OutputName), zap.String("held_back_by", ur.HeldBy))
 			res.HeldBackRealisations++
 			continue
+		}
+		for _, id := range slices.Sorted(maps.Keys(r.Dependent)) {
+			dep := nix.Realisation{ID: id}
+			ok, err := u.cache.Has(ctx, dep.KeyV1())
+			if err != nil {
+				return fmt.Errorf("uploader: realisation %s^%s: %w", drv, r.OutputName, err)
+			}
+			if !ok {
+				return fmt.Errorf("uploader: realisation %s^%s needs %s: %w", drv, r.OutputName, id, ErrRealisationPending)
+			}
 		}
 		if u.key != nil {
 			r.Sign(u.key)

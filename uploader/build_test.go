@@ -2,12 +2,14 @@ package uploader
 
 import (
 	"bytes"
+	"errors"
 	"compress/gzip"
 	"context"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/nixs3q/nixs3q/nix"
@@ -262,5 +264,41 @@ func TestParseRealisations(t *testing.T) {
 		if rs, err := parseRealisations([]byte(bad), "/nix/store", "zy901pqr1dx2lvz0m02diblalih8k5w2-d.drv"); err == nil {
 			t.Errorf("parsed %s as %+v", bad, rs)
 		}
+	}
+}
+
+// TestPublishBuildWaitsForDependentRealisations: a realisation listing
+// dependentRealisations is written only once those are in the cache.
+func TestPublishBuildWaitsForDependentRealisations(t *testing.T) {
+	s := newFakeStore(t)
+	depOut := s.add(t, "dep", map[string]string{"f": "dep"})
+	topOut := s.add(t, "top", map[string]string{"f": "top"}, depOut)
+	depDrv := addDrv(t, s, t.TempDir(), "dep", nil, false)
+	topDrv := addDrv(t, s, t.TempDir(), "top", nil, false)
+	const depID = "sha256:44f25a8175747f3942107a57645c8ec121b142846449473ad4963401872154fd!out"
+	queries := 0
+	src := realisingStore{fakeStore: s, queries: &queries, reals: map[string][]nix.Realisation{
+		depDrv: {{DrvPath: filepath.Base(depDrv), OutputName: "out", OutPath: filepath.Base(depOut), ID: depID, Dependent: map[string]string{}}},
+		topDrv: {{DrvPath: filepath.Base(topDrv), OutputName: "out", OutPath: filepath.Base(topOut),
+			ID: "sha256:f7c19c462eec28ed556c78eda8c29b1e85b6527811c4382b0b6b6125a27d740d!out", Dependent: map[string]string{depID: filepath.Base(depOut)}}},
+	}}
+	c := newFakeCache()
+	u := newTestUploader(t, testConfig(s.dir), c, src, nil, nil)
+	_, err := u.PublishBuild(context.Background(), topDrv)
+	if !errors.Is(err, ErrRealisationPending) || Classify(err).Permanent {
+		t.Fatalf("top before dep: %v; want a transient ErrRealisationPending", err)
+	}
+	top := src.reals[topDrv][0]
+	if ok, _ := c.Has(context.Background(), top.KeyV1()); ok {
+		t.Fatal("realisation written before the one it depends on")
+	}
+	if _, err := u.PublishBuild(context.Background(), depDrv); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := u.PublishBuild(context.Background(), topDrv); err != nil || res.Realisations != 1 {
+		t.Fatalf("top after dep: %+v, %v", res, err)
+	}
+	if data, _ := c.object(top.KeyV1()); !strings.Contains(string(data), depID) {
+		t.Errorf("%s lacks its dependent realisation: %s", top.KeyV1(), data)
 	}
 }

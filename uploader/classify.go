@@ -61,6 +61,7 @@ var reasonCodes = map[string]string{
 	reasonNetwork:      "network",
 	reasonVanished:     "vanished",
 	reasonUnknown:      "other",
+	reasonRealisation:  "realisation_pending",
 }
 
 // Reasons shown to users, one per cause.
@@ -68,6 +69,7 @@ const (
 	reasonHashMismatch = "the store path's contents do not match the NarHash in the Nix database: repair it with nix-store --verify --check-contents --repair"
 	reasonStoreDir     = "the cache's nix-cache-info names another store directory: use another bucket or directory for this store"
 	reasonFileType     = "the store path contains a FIFO, socket or device, which no NAR can hold: fix the derivation that produced it"
+	reasonRealisation  = "a realisation this build depends on is not in the cache yet (its own build publishes it); it is retried"
 	reasonPathGone     = "the store path is no longer valid in the Nix store (garbage-collected?): rebuild it, or keep it with a GC root, and push again"
 	reasonCanceled     = "the upload was cancelled (daemon stopping); it is retried later"
 	reasonAccessDenied = "access denied writing to the bucket: check the credentials' s3:PutObject permission"
@@ -162,6 +164,9 @@ func classify(err error) Class {
 	}
 	if errors.Is(err, context.Canceled) {
 		return transient(reasonCanceled)
+	}
+	if errors.Is(err, ErrRealisationPending) {
+		return transient(reasonRealisation)
 	}
 
 	for _, k := range kindClasses {
