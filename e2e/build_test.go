@@ -19,7 +19,8 @@ import (
 //
 //   - logged prints lines that must come back from `nix log`;
 //   - secret is what the filter scenario excludes, usesSecret refers to it;
-//   - ca is a content-addressed derivation (ca-derivations).
+//   - ca is a content-addressed derivation (ca-derivations), caTop one
+//     with ca as input.
 const buildsText = `{ nonce }:
 let
   mk = name: script: attrs: derivation ({
@@ -35,11 +36,16 @@ let
     /bin/echo "stderr of the build $nonce" >&2
     /bin/echo ok > $out
   '' {};
+  caAttrs = { __contentAddressed = true; outputHashMode = "recursive"; outputHashAlgo = "sha256"; };
   ca = mk "e2e-ca" ''
     /bin/echo "building the CA derivation $nonce"
     /bin/echo "ca $nonce" > $out
-  '' { __contentAddressed = true; outputHashMode = "recursive"; outputHashAlgo = "sha256"; };
-in { inherit secret usesSecret logged ca; filtered = [ usesSecret logged ]; }
+  '' caAttrs;
+  caTop = mk "e2e-ca-top" ''
+    /bin/echo "building the CA derivation on top $nonce"
+    /bin/echo "top of ${ca}" > $out
+  '' caAttrs;
+in { inherit secret usesSecret logged ca caTop; filtered = [ usesSecret logged ]; }
 `
 
 // caFlags turn on content-addressed derivations for one Nix command.
@@ -175,7 +181,7 @@ func TestFiltersAndLogsFile(t *testing.T) {
 	if m, _ := filepath.Glob(filepath.Join(dir, "realisations", "sha256:*!out.doi")); len(m) != 1 {
 		t.Errorf("Nix 2.8 realisations: %v, want one", m)
 	}
-	n.substituteCA(t, ctx, nonce, "file://"+dir, key, caOut[0])
+	n.substituteCA(t, ctx, nonce, "ca", "file://"+dir, key, caOut[0])
 }
 
 // TestLogsAndCAS3: MinIO read over plain HTTP, as clients do. The build log
@@ -197,7 +203,8 @@ func TestLogsAndCAS3(t *testing.T) {
 	logged := n.buildExpr(t, ctx, nonce, "logged", h)
 	caOut := n.buildExpr(t, ctx, nonce, "ca", h, caFlags...)
 	waitDrained(t, ctx, opts.socket, time.Minute)
-	t.Cleanup(func() { n.deletePaths(t, append(logged, caOut...)) })
+	toDelete := append(logged, caOut...)
+	t.Cleanup(func() { n.deletePaths(t, toDelete) }) // one call: Nix deletes in reference order
 	verifyCache(t, ctx, bucket, key.public)
 
 	out := n.nixLog(t, ctx, bucket.nixURL(), logged[0])
@@ -215,7 +222,14 @@ func TestLogsAndCAS3(t *testing.T) {
 		t.Fatalf("realisations missing from the bucket: %v", keys)
 	}
 
-	n.substituteCA(t, ctx, nonce, bucket.nixURL(), key, caOut[0])
+	n.substituteCA(t, ctx, nonce, "ca", bucket.nixURL(), key, caOut[0])
+
+	// A CA derivation with a CA input: Nix 2.8 reports the resolved and the
+	// original derivation; the original's realisation depends on ca's.
+	topOut := n.buildExpr(t, ctx, nonce, "caTop", h, caFlags...)
+	waitDrained(t, ctx, opts.socket, time.Minute)
+	toDelete = append(toDelete, topOut...)
+	n.substituteCA(t, ctx, nonce, "caTop", bucket.nixURL(), key, topOut[0])
 	st := statusFull(t, ctx, opts.socket)
 	if st.Realisations < 1 || st.Logs < 2 {
 		t.Errorf("status counts %d realisations and %d logs, want at least 1 and 2", st.Realisations, st.Logs)
@@ -226,12 +240,12 @@ func TestLogsAndCAS3(t *testing.T) {
 // derivation of nonce and substitute its output want from cacheURL: Nix
 // 2.8 reads realisations/<id>.doi, checks its signature, then fetches the
 // narinfo and NAR. Building instead is a failure.
-func (n *nixTool) substituteCA(t *testing.T, ctx context.Context, nonce, cacheURL string, key keyPair, want string) {
+func (n *nixTool) substituteCA(t *testing.T, ctx context.Context, nonce, attr, cacheURL string, key keyPair, want string) {
 	t.Helper()
 	defer timed(t, "substituting the CA output into a fresh CA-enabled store")()
 	store, _ := n.freshStore(t)
 	file := filepath.Join(n.dir, "builds.nix")
-	args := append([]string{file, "--argstr", "nonce", nonce, "-A", "ca", "--no-out-link", "--store", store,
+	args := append([]string{file, "--argstr", "nonce", nonce, "-A", attr, "--no-out-link", "--store", store,
 		"--option", "substituters", cacheURL, "--option", "trusted-public-keys", key.public.String(),
 		"--option", "require-sigs", "true"}, caFlags...)
 	got, errOut, err := n.try(ctx, nil, "nix-build", args...)
