@@ -23,6 +23,9 @@ type Uploader interface {
 	// PublishBuild publishes a derivation's realisations and log (a
 	// build item, hook.BuildItem).
 	PublishBuild(ctx context.Context, drv string) (uploader.BuildResult, error)
+	// WantsBuild reports whether PublishBuild has anything to publish for
+	// drv; an enqueue queues the build only then.
+	WantsBuild(drv string) bool
 	// Active lists the NARs being uploaded now.
 	Active() []uploader.Transfer
 	// Expedite makes the uploads the closures of roots still need urgent,
@@ -71,7 +74,7 @@ func New(cfg Config, q *queue.Queue, up Uploader, log *zap.Logger) (*Daemon, err
 	}
 	rec := &recorder{q: q, metrics: cfg.Metrics, meter: meter, health: health, waiters: w, tracker: cfg.Progress, log: log}
 	p := newPool(q, up, rec.record, cfg, log)
-	h := &handler{storeDir: cfg.StoreDir, stateDir: cfg.StateDir, storeName: cfg.StoreName, publicKey: cfg.PublicKey, lastGC: cfg.LastGC, q: q, access: acc,
+	h := &handler{wantsBuild: up.WantsBuild, storeDir: cfg.StoreDir, stateDir: cfg.StateDir, storeName: cfg.StoreName, publicKey: cfg.PublicKey, lastGC: cfg.LastGC, q: q, access: acc,
 		active: p.activeItems, transfers: up.Active, expedite: up.Expedite, meter: meter, waiters: w, tracker: cfg.Progress, log: log}
 	srv := &hook.Server{Handler: h, Log: newEventLog(log).report,
 		IdleTimeout: cfg.IdleTimeout, RequestTimeout: cfg.RequestTimeout,

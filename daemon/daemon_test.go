@@ -61,6 +61,9 @@ func (f *fakeUploader) PublishBuild(ctx context.Context, drv string) (uploader.B
 	return uploader.BuildResult{Realisations: 1, Log: uploader.LogUploaded, LogBytes: 10}, nil
 }
 
+// WantsBuild wants every build but those named "*-unwanted.drv".
+func (f *fakeUploader) WantsBuild(drv string) bool { return !strings.HasSuffix(drv, "-unwanted.drv") }
+
 func (f *fakeUploader) UploadBatch(ctx context.Context, roots []string, done func(string, uploader.Result, error)) {
 	f.mu.Lock()
 	f.batches++
@@ -708,9 +711,16 @@ func TestBuildItems(t *testing.T) {
 	if _, err := c.Enqueue(ctx5s(t), hook.EnqueueRequest{Drv: gone, Source: "hook"}); err == nil {
 		t.Error("an enqueue of nothing but a missing derivation was accepted")
 	}
-	st := e.waitFor("everything done", func(s *hook.Status) bool { return s.Completed == 4 })
-	if st.Realisations != 2 || st.Logs != 2 || st.Uploaded != 2 {
-		t.Errorf("status %+v, want 2 realisations, 2 logs, 2 paths", st)
+	plain, unwanted := e.storePath("plain"), e.storePath("x-unwanted.drv")
+	if res, err := c.Enqueue(ctx5s(t), hook.EnqueueRequest{Paths: []string{plain}, Drv: unwanted, Source: "hook"}); err != nil || res.Added != 1 {
+		t.Fatalf("enqueue with a build nothing is wanted of: %+v, %v; want only the path", res, err)
+	}
+	st := e.waitFor("everything done", func(s *hook.Status) bool { return s.Completed == 5 })
+	if st.Realisations != 2 || st.Logs != 2 || st.Uploaded != 3 {
+		t.Errorf("status %+v, want 2 realisations, 2 logs, 3 paths", st)
+	}
+	if e.up.count(hook.BuildItem(unwanted)) != 0 {
+		t.Error("a build nothing was wanted of was processed")
 	}
 	for _, item := range []string{out, hook.BuildItem(drv), hook.BuildItem(ca), other} {
 		if e.up.count(item) != 1 {
@@ -725,7 +735,7 @@ func TestBuildItems(t *testing.T) {
 	if _, err := hook.WriteSpool(hook.SpoolDir(e.stateDir), []string{hook.BuildItem(spooled)}); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("the spooled build", func(s *hook.Status) bool { return s.Completed == 5 })
+	e.waitFor("the spooled build", func(s *hook.Status) bool { return s.Completed == 6 })
 	if e.up.count(hook.BuildItem(spooled)) != 1 {
 		t.Error("spooled build not published")
 	}

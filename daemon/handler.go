@@ -24,6 +24,7 @@ import (
 // for concurrent use.
 type handler struct {
 	storeDir, stateDir, storeName string
+	wantsBuild                    func(drv string) bool // nil: every build is wanted
 	publicKey                     string // of the signing key, for status
 	q                             *queue.Queue
 	access                        access
@@ -72,7 +73,8 @@ func validatePath(storeDir, path string) string {
 
 // Enqueue validates every path and, when all are valid, queues them
 // durably, together with the build of req.Drv (hook.BuildItem) when that
-// names an existing derivation. With any invalid path it queues nothing and
+// names an existing derivation and the uploader has something to publish
+// for it (a log, realisations). With any invalid path it queues nothing and
 // returns a *hook.RefusedError. An unusable Drv refuses nothing: it is only
 // a hint, and the outputs must not be lost for it; it is logged and left
 // out.
@@ -93,9 +95,10 @@ func (h *handler) Enqueue(ctx context.Context, p hook.Peer, req hook.EnqueueRequ
 	items := req.Paths
 	if req.Drv != "" {
 		build := hook.BuildItem(req.Drv)
-		if why := validatePath(h.storeDir, build); why != "" {
+		switch why := validatePath(h.storeDir, build); {
+		case why != "":
 			h.log.Warn("ignoring the derivation of an enqueue request", zap.String("drv", req.Drv), zap.String("reason", why))
-		} else {
+		case h.wantsBuild == nil || h.wantsBuild(req.Drv):
 			items = append(items[:len(items):len(items)], build)
 		}
 	}

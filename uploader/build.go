@@ -114,6 +114,15 @@ func (u *Uploader) PublishBuild(ctx context.Context, drv string) (BuildResult, e
 	return res, nil
 }
 
+// WantsBuild reports whether PublishBuild would publish anything for drv:
+// a log (UploadLogs all) or realisations (floating outputs). It reads at
+// most the start of the derivation file, and is safe for concurrent use.
+// The daemon queues a build only when it is wanted, so that the default
+// configuration adds nothing per build.
+func (u *Uploader) WantsBuild(drv string) bool {
+	return u.cfg.UploadLogs == LogsAll || hasFloatingOutput(drv, u.log)
+}
+
 // hasFloatingOutput reports whether the derivation has an output whose path
 // is known only after the build (ca-derivations): only those need a
 // realisation for clients to substitute them, and asking Nix costs a

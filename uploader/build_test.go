@@ -302,3 +302,22 @@ func TestPublishBuildWaitsForDependentRealisations(t *testing.T) {
 		t.Errorf("%s lacks its dependent realisation: %s", top.KeyV1(), data)
 	}
 }
+
+func TestWantsBuild(t *testing.T) {
+	s := newFakeStore(t)
+	ca := addDrv(t, s, t.TempDir(), "ca", nil, false)
+	ia := filepath.Join(s.dir, hashPart("ia.drv")+"-ia.drv")
+	if err := os.WriteFile(ia, []byte(`Derive([("out","`+s.dir+`/x-ia","","")],[],[],"x","/bin/sh",[],[])`), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(s.dir)
+	u := newTestUploader(t, cfg, newFakeCache(), s, nil, nil)
+	if u.WantsBuild(ia) || !u.WantsBuild(ca) {
+		t.Errorf("logs none: WantsBuild(ia) = %v, WantsBuild(ca) = %v; want false, true", u.WantsBuild(ia), u.WantsBuild(ca))
+	}
+	cfg.UploadLogs = LogsAll
+	u = newTestUploader(t, cfg, newFakeCache(), s, nil, nil)
+	if !u.WantsBuild(ia) {
+		t.Error("logs all: an input-addressed build is not wanted")
+	}
+}
