@@ -25,7 +25,7 @@ import (
 type handler struct {
 	storeDir, stateDir, storeName string
 	wantsBuild                    func(drv string) bool // nil: every build is wanted
-	publicKey                     string // of the signing key, for status
+	publicKey                     string                // of the signing key, for status
 	q                             *queue.Queue
 	access                        access
 	active                        func() []queue.Item        // items the workers process

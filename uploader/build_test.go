@@ -2,9 +2,9 @@ package uploader
 
 import (
 	"bytes"
-	"errors"
 	"compress/gzip"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
