@@ -9,7 +9,9 @@
 //   - Every parameter Nix defines for these stores is either applied with
 //     Nix's meaning, or reported in Spec.Ignored when it cannot matter to
 //     nixs3q (parallel-compression among them: nixs3q compresses as many
-//     NARs at once as it uploads). Anything else (an unknown or repeated
+//     NARs at once as it uploads), or, when dropping it would change what
+//     the user asked for (tls-certificate, tls-private-key), refused with
+//     an error that says so. Anything else (an unknown or repeated
 //     parameter, a bad value, also of an ignored parameter whose values Nix
 //     checks, an s3-only parameter on a file URL, credentials in the URL) is
 //     an error that names it.

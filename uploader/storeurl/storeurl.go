@@ -96,6 +96,14 @@ func isIgnoredParam(name string) bool {
 	return false
 }
 
+// unsupportedParams are parameters Nix defines whose effect nixs3q does not
+// have and cannot drop without changing what the user asked for, so they
+// are errors rather than warnings.
+var unsupportedParams = map[string]string{
+	"tls-certificate": "TLS client certificates (Nix 2.34) are not implemented; the server would see requests without one",
+	"tls-private-key": "TLS client certificates (Nix 2.34) are not implemented; the server would see requests without one",
+}
+
 // Parse reads a store URL as Nix users write it:
 //
 //	s3://BUCKET?region=&endpoint=&profile=&scheme=&addressing-style=&...
@@ -188,6 +196,9 @@ func applyParams(spec *Spec, u *url.URL) error {
 		if isIgnoredParam(name) {
 			spec.Ignored = append(spec.Ignored, name)
 			continue
+		}
+		if why, ok := unsupportedParams[name]; ok {
+			return fmt.Errorf("parameter %q is not supported by nixs3q: %s", name, why)
 		}
 		p, ok := known[name]
 		switch {

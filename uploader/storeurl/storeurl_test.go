@@ -193,6 +193,7 @@ func TestParseErrors(t *testing.T) {
 		{"s3://nix-cache?retry-delay-rate-limited=soon", []string{"retry-delay-rate-limited"}},
 		{"file:///cache?retry-attempts=3", []string{"retry-attempts", "only to s3://"}},
 		{"s3://nix-cache?multipart-threshold=big", []string{"multipart-threshold", "size"}},
+		{"s3://nix-cache?tls-certificate=/etc/c.pem&tls-private-key=/etc/k.pem", []string{"tls-", "not supported by nixs3q", "client certificates"}},
 		{"s3://nix-cache?narinfo-cache-meta-ttl=-5", []string{"narinfo-cache-meta-ttl", "integer"}},
 		{"s3://nix-cache?endpoint=ftp://k:secret@host", []string{"credentials"}},
 		{"s3://", []string{"missing bucket"}},
