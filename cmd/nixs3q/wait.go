@@ -114,9 +114,12 @@ func waitPaths(ctx context.Context, socket string, paths []string, timeout time.
 			var refused *hook.RefusedError
 			if errors.As(err, &refused) {
 				var b strings.Builder
-				fmt.Fprintf(&b, "%d of %d path(s) cannot be waited for:", len(refused.Refused), refused.Total)
+				fmt.Fprintf(&b, "%d of %d path(s) cannot be waited for:", refused.Invalid(), refused.Total)
 				for _, r := range refused.Refused {
 					fmt.Fprintf(&b, "\n  %s: %s", r.Path, r.Reason)
+				}
+				if more := refused.Invalid() - len(refused.Refused); more > 0 {
+					fmt.Fprintf(&b, "\n  ... and %d more", more)
 				}
 				return &exitError{2, errors.New(b.String())}
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
@@ -137,5 +138,41 @@ func TestWaitPathsTimesOut(t *testing.T) {
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "timed out after 300ms") || !strings.Contains(err.Error(), a+": uploading") {
 		t.Fatalf("waitPaths: %v, want exit 2 naming the unfinished path", err)
+	}
+}
+
+// refusingHandler refuses every wait, listing only the first
+// hook.MaxRefusals of its refusals as the daemon's Server does.
+type refusingHandler struct{ scriptedHandler }
+
+func (h *refusingHandler) Access(hook.Peer) hook.Access { return hook.ReadWrite }
+
+func (h *refusingHandler) Wait(_ context.Context, _ hook.Peer, req hook.WaitRequest) (*hook.WaitState, error) {
+	var refused []hook.Refusal
+	for _, p := range req.Paths {
+		refused = append(refused, hook.Refusal{Path: p, Reason: "not in the store"})
+	}
+	return nil, &hook.RefusedError{Refused: refused, Total: len(req.Paths)}
+}
+
+// More refused paths than a reply lists: the message counts all of them
+// and says how many are not shown.
+func TestWaitPathsRefusedCountsAll(t *testing.T) {
+	var paths []string
+	for i := range hook.MaxRefusals + 50 {
+		paths = append(paths, fmt.Sprintf("/tmp/not-a-store-path-%d", i))
+	}
+	sock := serveScripted(t, &refusingHandler{}, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := waitPaths(ctx, sock, paths, 0, nil, false)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 2 {
+		t.Fatalf("waitPaths: %v, want exit 2", err)
+	}
+	msg := err.Error()
+	want := fmt.Sprintf("%d of %d path(s) cannot be waited for", len(paths), len(paths))
+	if !strings.Contains(msg, want) || !strings.Contains(msg, "... and 50 more") {
+		t.Errorf("message %q lacks %q or the count of unlisted paths", msg[:min(len(msg), 200)], want)
 	}
 }
