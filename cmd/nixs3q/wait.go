@@ -123,6 +123,10 @@ func waitPaths(ctx context.Context, socket string, paths []string, timeout time.
 				}
 				return &exitError{2, errors.New(b.String())}
 			}
+			if errors.Is(err, hook.ErrTooLarge) {
+				return &exitError{2, fmt.Errorf("a request naming %d paths is too large (%w): wait for fewer paths at a time "+
+					"(a user who may not push is held to %d-byte requests)", len(paths), err, hook.ReadOnlyLineLimit)}
+			}
 			if errors.Is(err, hook.ErrMalformed) && strings.Contains(err.Error(), "unknown op") {
 				return fmt.Errorf("the daemon at %s is too old to wait for paths (restart it with this version, or run 'nixs3q wait' without paths): %w", socket, err)
 			}

@@ -176,3 +176,21 @@ func TestWaitPathsRefusedCountsAll(t *testing.T) {
 		t.Errorf("message %q lacks %q or the count of unlisted paths", msg[:min(len(msg), 200)], want)
 	}
 }
+
+// A user who may only read is held to short requests: waiting for more
+// paths than fit is a usage error that says what to do.
+func TestWaitPathsTooManyForReadOnly(t *testing.T) {
+	var paths []string
+	for i := range 100 {
+		paths = append(paths, fmt.Sprintf("/nix/store/%032d-p", i))
+	}
+	h := &scriptedHandler{states: []*hook.WaitState{{Version: 1, Done: true}}}
+	sock := serveScripted(t, h, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := waitPaths(ctx, sock, paths, 0, nil, false)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "fewer paths") {
+		t.Fatalf("waitPaths: %v, want exit 2 asking for fewer paths", err)
+	}
+}
