@@ -36,7 +36,8 @@ func newFlags(name, args string) *flag.FlagSet {
 
 // withClient dials the daemon, runs fn with the connection and closes it.
 // An error is worded for the user: the daemon's refusal as it said it (with
-// each refused path and its reason), or that the daemon cannot be reached.
+// each refused path and its reason, exit status 2), or that the daemon
+// cannot be reached.
 func withClient(ctx context.Context, socket string, fn func(*hook.Client) error) error {
 	c, err := hook.Dial(ctx, socket)
 	if err == nil {
@@ -58,7 +59,9 @@ func withClient(ctx context.Context, socket string, fn func(*hook.Client) error)
 		if more := refused.Invalid() - len(refused.Refused); more > 0 {
 			fmt.Fprintf(&b, "\n  ... and %d more", more)
 		}
-		return errors.New(b.String())
+		// Paths that are not in the store are bad arguments: status 2, as
+		// for wait and copy.
+		return &exitError{2, errors.New(b.String())}
 	}
 	return err
 }

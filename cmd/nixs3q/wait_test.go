@@ -194,3 +194,31 @@ func TestWaitPathsTooManyForReadOnly(t *testing.T) {
 		t.Fatalf("waitPaths: %v, want exit 2 asking for fewer paths", err)
 	}
 }
+
+// refusingEnqueuer refuses every enqueue as the daemon does a path that is
+// not in the store.
+type refusingEnqueuer struct{ refusingHandler }
+
+func (h *refusingEnqueuer) Enqueue(_ context.Context, _ hook.Peer, req hook.EnqueueRequest) (hook.EnqueueResult, error) {
+	var refused []hook.Refusal
+	for _, p := range req.Paths {
+		refused = append(refused, hook.Refusal{Path: p, Reason: "does not exist (not built, or garbage-collected)"})
+	}
+	return hook.EnqueueResult{}, &hook.RefusedError{Refused: refused, Total: len(req.Paths)}
+}
+
+// push --wait with a path the daemon refuses exits 2, like wait PATH and
+// copy with a bad path (the README's "2 on bad arguments"), naming it.
+func TestPushRefusedPathExits2(t *testing.T) {
+	sock := serveScripted(t, &refusingEnqueuer{}, 0)
+	gone := "/nix/store/" + strings.Repeat("a", 32) + "-gone"
+	for _, args := range [][]string{{"--socket", sock, "--wait", gone}, {"--socket", sock, gone}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := runPush(ctx, args)
+		cancel()
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), gone+": does not exist") {
+			t.Errorf("push %v: %v, want exit 2 naming the refused path", args, err)
+		}
+	}
+}
