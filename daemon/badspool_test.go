@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,6 +119,21 @@ func TestSpoolDirWritableByOthersRefused(t *testing.T) {
 	}
 	if _, err := hook.WriteSpool(hook.SpoolDir(e.stateDir), []string{p}); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
 		t.Errorf("hook wrote into a world-writable spool directory: %v", err)
+	}
+	// Status says why the spool file is not read, and a wait for its path
+	// ends at once, naming the problem, instead of waiting for a spool
+	// file that will never be read.
+	if st := e.status(); !strings.Contains(st.SpoolProblem, "writable by group or others") {
+		t.Errorf("status spool_problem %q, want the reason the spool is not read", st.SpoolProblem)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, err := e.client().Wait(ctx, hook.WaitRequest{Paths: []string{p}, Hold: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ws.Done || len(ws.Paths) != 1 || ws.Paths[0].State != hook.WaitUnknown || !strings.Contains(ws.Paths[0].Reason, "writable by group or others") {
+		t.Errorf("wait for a path in an unread spool: %+v, want done, unknown, with the spool's problem", ws)
 	}
 	// Fixed: read at the next scan.
 	if err := os.Chmod(hook.SpoolDir(e.stateDir), 0o700); err != nil {

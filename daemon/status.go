@@ -40,6 +40,9 @@ func (h *handler) Status(ctx context.Context) (*hook.Status, error) {
 	if files, err := hook.ListSpool(hook.SpoolDir(h.stateDir)); err == nil {
 		out.Spooled = len(files)
 	}
+	if err := hook.CheckSpoolDir(hook.SpoolDir(h.stateDir)); err != nil {
+		out.SpoolProblem = "not read: " + err.Error()
+	}
 	out.SpoolBad = hook.CountBadSpool(hook.SpoolDir(h.stateDir))
 	if !st.OldestPending.IsZero() {
 		out.OldestPendingSeconds = time.Since(st.OldestPending).Seconds()

@@ -135,6 +135,7 @@ func (h *handler) waitState(paths []string) (*hook.WaitState, error) {
 		return nil, err
 	}
 	spooled := -1 // not counted yet
+	var spoolErr error
 	st := &hook.WaitState{Done: true, Paths: make([]hook.WaitPath, 0, len(paths))}
 	pr := &st.Progress
 	var uploading []string
@@ -171,13 +172,21 @@ func (h *handler) waitState(paths []string) (*hook.WaitState, error) {
 		default:
 			if spooled < 0 {
 				spooled = 0
-				if files, err := hook.ListSpool(hook.SpoolDir(h.stateDir)); err == nil {
-					spooled = len(files)
+				dir := hook.SpoolDir(h.stateDir)
+				// A spool the daemon refuses to read (see ingestSpool)
+				// holds nothing worth waiting for.
+				if spoolErr = hook.CheckSpoolDir(dir); spoolErr == nil {
+					if files, err := hook.ListSpool(dir); err == nil {
+						spooled = len(files)
+					}
 				}
 			}
-			if spooled > 0 {
+			switch {
+			case spooled > 0:
 				wp.State = hook.WaitSpooled
-			} else {
+			case spoolErr != nil:
+				wp.State, wp.Reason = hook.WaitUnknown, unknownReason+"; the spool is not read: "+spoolErr.Error()
+			default:
 				wp.State, wp.Reason = hook.WaitUnknown, unknownReason
 			}
 		}

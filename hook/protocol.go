@@ -115,12 +115,16 @@ type Refusal struct {
 
 // Status is the daemon's view of its queue and uploads.
 type Status struct {
-	Store         string `json:"store"`
-	PublicKey     string `json:"public_key,omitempty"` // of the key narinfos are signed with
-	Pending       int    `json:"pending"`
-	InFlight      int    `json:"in_flight"`
-	Spooled       int    `json:"spooled"`   // spool files not yet ingested
-	SpoolBad      int    `json:"spool_bad"` // unreadable spool files moved to spool/bad/
+	Store     string `json:"store"`
+	PublicKey string `json:"public_key,omitempty"` // of the key narinfos are signed with
+	Pending   int    `json:"pending"`
+	InFlight  int    `json:"in_flight"`
+	Spooled   int    `json:"spooled"`   // spool files not yet ingested
+	SpoolBad  int    `json:"spool_bad"` // unreadable spool files moved to spool/bad/
+	// SpoolProblem says why the daemon does not read the spool at all (a
+	// directory others may write to); its files, counted in Spooled, stay
+	// unread until it is fixed. Empty when the spool is read.
+	SpoolProblem  string `json:"spool_problem,omitempty"`
 	Failed        int    `json:"failed"`
 	Uploaded      int64  `json:"uploaded"`
 	UploadedBytes int64  `json:"uploaded_bytes"`

@@ -275,7 +275,7 @@ func watchLoop(ctx context.Context, b *progress.Block, fetch func(context.Contex
 func printStatus(w io.Writer, st *hook.Status) {
 	fmt.Fprintf(w, "cache:      %s\n", st.Store)
 	q := fmt.Sprintf("%d pending, %d in flight, %d failed", st.Pending, st.InFlight, st.Failed)
-	if st.Spooled > 0 {
+	if st.Spooled > 0 && st.SpoolProblem == "" {
 		q += fmt.Sprintf(", %d spool file(s) not yet read", st.Spooled)
 	}
 	if st.SpoolBad > 0 {
@@ -285,6 +285,9 @@ func printStatus(w io.Writer, st *hook.Status) {
 		q += fmt.Sprintf(" (oldest waiting %s)", (time.Duration(st.OldestPendingSeconds) * time.Second).String())
 	}
 	fmt.Fprintf(w, "queue:      %s\n", q)
+	if st.SpoolProblem != "" {
+		fmt.Fprintf(w, "spool:      %d file(s) %s\n", st.Spooled, st.SpoolProblem)
+	}
 	fmt.Fprintf(w, "uploaded:   %d paths, %s; %d already in the cache; %d dropped (gone before upload)\n",
 		st.Uploaded, humanBytes(st.UploadedBytes), st.Skipped, st.Dropped)
 	if st.Excluded+st.HeldBack > 0 {

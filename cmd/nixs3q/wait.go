@@ -262,10 +262,15 @@ func waitDrained(ctx context.Context, socket string, timeout, interval time.Dura
 			disp.Update(snap)
 		}
 		// Spooled paths count as queued: a hook may have spooled while the
-		// daemon was restarting, and they are read within a second.
-		if st.Pending == 0 && st.InFlight == 0 && st.Spooled == 0 {
+		// daemon was restarting, and they are read within a second; but
+		// not when the daemon refuses to read the spool at all.
+		if st.Pending == 0 && st.InFlight == 0 && (st.Spooled == 0 || st.SpoolProblem != "") {
 			if disp != nil {
 				disp.Finish(snap)
+			}
+			if st.Spooled > 0 {
+				printStatus(os.Stderr, st)
+				return &exitError{1, fmt.Errorf("queue drained, but %d spool file(s) are %s", st.Spooled, st.SpoolProblem)}
 			}
 			if st.Failed > 0 || st.SpoolBad > 0 {
 				printStatus(os.Stderr, st)

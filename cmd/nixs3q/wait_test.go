@@ -222,3 +222,30 @@ func TestPushRefusedPathExits2(t *testing.T) {
 		}
 	}
 }
+
+// statusHandler answers every status request with st.
+type statusHandler struct {
+	scriptedHandler
+	st hook.Status
+}
+
+func (h *statusHandler) Status(context.Context) (*hook.Status, error) { st := h.st; return &st, nil }
+
+// A wait for the whole queue does not wait for spool files the daemon
+// refuses to read: it exits 1 with the reason, and status shows it.
+func TestWaitDrainedUnreadSpool(t *testing.T) {
+	h := &statusHandler{st: hook.Status{Spooled: 2, SpoolProblem: "not read: hook: spool /x/spool is writable by group or others (mode 0777): chmod 700 it"}}
+	sock := serveScripted(t, h, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := waitDrained(ctx, sock, 5*time.Second, 10*time.Millisecond, nil)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(err.Error(), "chmod 700") {
+		t.Errorf("waitDrained: %v, want exit 1 naming the spool problem", err)
+	}
+	var out bytes.Buffer
+	printStatus(&out, &h.st)
+	if !strings.Contains(out.String(), "spool:      2 file(s) not read: hook: spool /x/spool is writable") {
+		t.Errorf("status does not show the spool problem:\n%s", out.String())
+	}
+}
