@@ -27,8 +27,9 @@
 //   - A refused request changed nothing. Client methods return the refusal
 //     as a typed error: *RefusedError (listing up to MaxRefusals refused
 //     paths with their reasons, and counting them all),
-//     or an *Error matching ErrPermission, ErrVersion, ErrMalformed or
-//     ErrTooLarge. Any error matching ErrUnavailable means no answer came;
+//     or an *Error matching ErrPermission, ErrVersion, ErrMalformed,
+//     ErrTooLarge or ErrBusy (a connection over the limits, closed
+//     unread). Any error matching ErrUnavailable means no answer came;
 //     the request may or may not have been carried out.
 //   - The Server decodes strictly (unknown fields, trailing data and wrong
 //     types are refused), checks the Version, refuses lines over

@@ -16,6 +16,10 @@ var (
 	ErrVersion = errors.New("protocol version mismatch")
 	// ErrMalformed: the daemon could not decode the request.
 	ErrMalformed = errors.New("malformed request")
+	// ErrBusy: the daemon serves as many connections as it allows (overall,
+	// or for this user) and closed this one unread; asking again later may
+	// succeed.
+	ErrBusy = errors.New("daemon busy")
 	// ErrUnavailable: no answer came (no daemon at the socket, a broken
 	// connection, the deadline passed). A request that was sent may or may
 	// not have been carried out.
@@ -32,7 +36,7 @@ type Error struct {
 func (e *Error) Error() string { return e.Message }
 
 // Is reports the sentinel matching e's kind: ErrPermission, ErrVersion,
-// ErrMalformed or ErrTooLarge.
+// ErrMalformed, ErrTooLarge or ErrBusy.
 func (e *Error) Is(target error) bool {
 	switch target {
 	case ErrPermission:
@@ -43,6 +47,8 @@ func (e *Error) Is(target error) bool {
 		return e.Code == codeMalformed
 	case ErrTooLarge:
 		return e.Code == codeTooLarge
+	case ErrBusy:
+		return e.Code == codeBusy
 	}
 	return false
 }

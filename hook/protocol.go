@@ -82,6 +82,7 @@ const (
 	codeMalformed  = "malformed"
 	codeTooLarge   = "too-large"
 	codeRefused    = "refused"
+	codeBusy       = "busy"
 )
 
 // EnqueueRequest asks the daemon to queue store paths.

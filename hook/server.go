@@ -157,7 +157,7 @@ func (s *Server) Serve(ctx context.Context, l Listener) {
 		capped := p.UID != 0 && p.UID != self
 		if !s.limits.acquire(p.UID, capped, s.maxConns(), s.maxConnsPerUID()) {
 			_ = conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-			s.reply(conn, response{Error: "too many connections; try again later"})
+			s.reply(conn, response{Code: codeBusy, Error: "too many connections; try again later"})
 			conn.Close()
 			s.log(Event{Kind: EventConnLimit, Peer: p})
 			continue

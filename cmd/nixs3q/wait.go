@@ -130,7 +130,7 @@ func waitPaths(ctx context.Context, socket string, paths []string, timeout time.
 			if errors.Is(err, hook.ErrMalformed) && strings.Contains(err.Error(), "unknown op") {
 				return fmt.Errorf("the daemon at %s is too old to wait for paths (restart it with this version, or run 'nixs3q wait' without paths): %w", socket, err)
 			}
-			if !errors.Is(err, hook.ErrUnavailable) {
+			if !errors.Is(err, hook.ErrUnavailable) && !errors.Is(err, hook.ErrBusy) {
 				return err
 			}
 			if lastErr == nil {

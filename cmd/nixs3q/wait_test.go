@@ -249,3 +249,37 @@ func TestWaitDrainedUnreadSpool(t *testing.T) {
 		t.Errorf("status does not show the spool problem:\n%s", out.String())
 	}
 }
+
+// A daemon at its connection limit answers "too many connections": wait
+// asks again, as when the daemon is unreachable, instead of exiting 1 as
+// if a path had failed.
+func TestWaitPathsRetriesBusyDaemon(t *testing.T) {
+	a := "/nix/store/" + strings.Repeat("a", 32) + "-a"
+	h := &scriptedHandler{states: []*hook.WaitState{{Version: 1, Done: true, Paths: []hook.WaitPath{{Path: a, State: hook.WaitPublished}}}}}
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() { defer close(served); (&hook.Server{Handler: h, MaxConns: 1}).Serve(ctx, unixL{l}) }()
+	t.Cleanup(func() { cancel(); <-served })
+	// Another client takes the one connection, for a second and a half.
+	busy, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	time.AfterFunc(1500*time.Millisecond, func() { busy.Close() })
+	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer wcancel()
+	var out bytes.Buffer
+	disp := progress.New(progress.Config{Out: &out, Interval: time.Hour})
+	if err := waitPaths(wctx, sock, []string{a}, 0, disp, false); err != nil {
+		t.Fatalf("waitPaths against a daemon busy for 1.5s: %v, want success once it has room", err)
+	}
+	if !strings.Contains(out.String(), "too many connections") {
+		t.Errorf("the wait did not say why it asks again:\n%s", out.String())
+	}
+}
