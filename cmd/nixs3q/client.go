@@ -135,6 +135,9 @@ func runPush(ctx context.Context, args []string) error {
 		fs.Usage()
 		return &exitError{2, errSilent}
 	}
+	if *timeout < 0 {
+		return &exitError{2, errors.New("--timeout must be positive (or 0: wait forever)")}
+	}
 	var disp *progress.Display
 	var live bool
 	if *wait {

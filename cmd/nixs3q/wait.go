@@ -51,6 +51,12 @@ func runWait(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, errSilent}
 	}
+	if *interval <= 0 {
+		return &exitError{2, errors.New("--interval must be positive")}
+	}
+	if *timeout < 0 {
+		return &exitError{2, errors.New("--timeout must be positive (or 0: wait forever)")}
+	}
 	disp, live, err := pf.display("nixs3q wait: ")
 	if err != nil {
 		return &exitError{2, err}

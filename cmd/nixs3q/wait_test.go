@@ -283,3 +283,31 @@ func TestWaitPathsRetriesBusyDaemon(t *testing.T) {
 		t.Errorf("the wait did not say why it asks again:\n%s", out.String())
 	}
 }
+
+// A zero or negative --interval would make wait ask the daemon in a tight
+// loop, and a negative --timeout would silently mean "for ever": both are
+// bad arguments, refused before the daemon is asked.
+func TestWaitRejectsBadDurations(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	for _, args := range [][]string{
+		{"--socket", sock, "--interval", "0"},
+		{"--socket", sock, "--interval", "-1s"},
+		{"--socket", sock, "--timeout", "-5s"},
+		{"--socket", sock, "--timeout", "-5s", "/nix/store/" + strings.Repeat("a", 32) + "-a"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		err := runWait(ctx, args)
+		cancel()
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "must be positive") {
+			t.Errorf("wait %v: %v, want exit 2 for a bad duration", args, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	err := runPush(ctx, []string{"--socket", sock, "--wait", "--timeout", "-5s", "/nix/store/" + strings.Repeat("a", 32) + "-a"})
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "must be positive") {
+		t.Errorf("push --wait --timeout -5s: %v, want exit 2 for a bad duration", err)
+	}
+}
