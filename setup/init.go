@@ -131,6 +131,8 @@ func Init(ctx context.Context, cfg InitConfig, log *zap.Logger) (*InitResult, er
 	res.PublicKey = key.Public()
 	if created {
 		res.step(true, "generated signing key %s in %s (mode 0600)", key.Name, cfg.SecretKeyFile)
+	} else if cfg.KeyName != "" && cfg.KeyName != key.Name {
+		res.step(false, "signing key %s in %s kept; --key-name %s ignored: an existing key is never replaced (use another --secret-key-file for a new key)", key.Name, cfg.SecretKeyFile, cfg.KeyName)
 	} else {
 		res.step(false, "signing key %s in %s kept", key.Name, cfg.SecretKeyFile)
 	}

@@ -51,6 +51,19 @@ func TestInitDirectoryIdempotent(t *testing.T) {
 		t.Error("the key changed on the second run")
 	}
 
+	// A --key-name that differs from the existing key's is reported as
+	// ignored: the key is never replaced.
+	named := cfg
+	named.KeyName = "other-1"
+	renamed, err := Init(ctx, named, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if renamed.Changed() || renamed.PublicKey.Name != "cache-1" || !strings.Contains(renamed.Steps[0].What, "--key-name other-1 ignored") {
+		t.Errorf("init with another --key-name: changed %v, key %s, first step %q; want the key kept and the flag reported as ignored",
+			renamed.Changed(), renamed.PublicKey.Name, renamed.Steps[0].What)
+	}
+
 	// An explicit, different priority is a change; the same one is not.
 	cfg.Priority = 30
 	if res, err := Init(ctx, cfg, zaptest.NewLogger(t)); err != nil || !res.Changed() {
