@@ -143,11 +143,13 @@ func (u *Uploader) subscribe(deps []*flight) <-chan *flight {
 
 func (u *Uploader) run(ctx context.Context, f *flight) {
 	err := u.publish(ctx, f)
+	u.mu.Lock()
 	if u.cfg.Observer != nil {
-		// Before anyone waiting for f learns that it finished.
+		// Before anyone waiting for f learns that it finished, and under
+		// u.mu so that Expedite, which may replay it, sees it together
+		// with f.finished.
 		u.cfg.Observer.Finished(f.path, err)
 	}
-	u.mu.Lock()
 	if u.flights[f.path] == f {
 		delete(u.flights, f.path)
 	}

@@ -49,6 +49,10 @@ type plan struct {
 	// flights are the flights this plan's call and its flights joined, by
 	// path; guarded by Uploader.mu.
 	flights map[string]*flight
+	// observed lists the roots the Observer was given a plan of; written
+	// before the plan is registered in Uploader.plans, then guarded by
+	// Uploader.mu.
+	observed map[string]bool
 }
 
 // newPlan indexes the union of the closures of roots and checks that it is
@@ -66,7 +70,8 @@ func newPlan(storeDir string, roots []string, infos []PathInfo) (*plan, error) {
 		why:     make(map[string]string),
 		heldBy:  make(map[string]string),
 
-		flights: make(map[string]*flight),
+		flights:  make(map[string]*flight),
+		observed: make(map[string]bool),
 	}
 	for i := range infos {
 		info := &infos[i]
@@ -193,4 +198,18 @@ func (p *plan) keys(paths []string) []string {
 		keys[i] = narinfoKey(p.sps[path])
 	}
 	return keys
+}
+
+// observe returns root's closure and the NAR sizes of its missing members,
+// as Observer.Planned takes them, and records that the Observer has them.
+func (p *plan) observe(root string) ([]string, map[string]uint64) {
+	closure := p.closure(root)
+	sizes := make(map[string]uint64)
+	for _, path := range closure {
+		if p.state[path] == stateMissing {
+			sizes[path] = p.infos[path].NarSize
+		}
+	}
+	p.observed[root] = true
+	return closure, sizes
 }

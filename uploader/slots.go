@@ -114,13 +114,28 @@ func (s *slots) grantLocked() {
 // whose upload began before anyone waited for it. NARs already streaming
 // are not interrupted; the others take the next free slot. Roots that no
 // call is uploading are ignored. It does not block.
+//
+// A root the Observer now follows but was not given a plan of (it was
+// planned before anyone followed it) gets its plan now, followed by
+// Finished for the members already uploaded, so a progress display shows
+// the whole closure.
 func (u *Uploader) Expedite(roots []string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	o := u.cfg.Observer
 	for p := range u.plans {
 		for _, root := range roots {
 			if p.infos[root] == nil {
 				continue
+			}
+			if o != nil && !p.observed[root] && follows(o, root) {
+				closure, sizes := p.observe(root)
+				o.Planned(root, closure, sizes)
+				for path := range sizes {
+					if f := p.flights[path]; f != nil && f.finished {
+						o.Finished(path, f.err)
+					}
+				}
 			}
 			for _, path := range p.closure(root) {
 				if f := p.flights[path]; f != nil && !f.finished {

@@ -3,6 +3,7 @@ package uploader
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -218,5 +219,98 @@ func TestExpediteUploadInProgress(t *testing.T) {
 				t.Errorf("without Expedite the path finished %dth of %d: the test cannot tell the difference", pos+1, len(order))
 			}
 		})
+	}
+}
+
+// lateObserver follows only the roots in follow, which a test may extend
+// while an upload runs, as the daemon does when a waiter arrives.
+type lateObserver struct {
+	mu       sync.Mutex
+	follow   map[string]bool
+	planned  map[string][]string
+	missing  map[string]int
+	finished map[string]bool
+	plans    int
+}
+
+func (o *lateObserver) Follows(root string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.follow[root]
+}
+
+func (o *lateObserver) Planned(root string, closure []string, missing map[string]uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.planned[root] = closure
+	o.missing[root] = len(missing)
+	o.plans++
+}
+
+func (o *lateObserver) Finished(path string, _ error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.finished[path] = true
+}
+
+// TestExpeditePlansForLateFollower checks that a root planned before the
+// Observer followed it gets its plan when it is expedited, with Finished
+// replayed for members already uploaded, so progress covers the closure.
+func TestExpeditePlansForLateFollower(t *testing.T) {
+	s := newFakeStore(t)
+	dep := s.add(t, "late-dep", map[string]string{"f": "dep"})
+	root := s.add(t, "late-root", map[string]string{"f": "root"}, dep)
+	release := make(chan struct{})
+	c := newFakeCache()
+	c.beforePut = func(key string) {
+		if strings.HasSuffix(key, ".narinfo") && strings.HasPrefix(key, strings.SplitN(filepath.Base(root), "-", 2)[0]) {
+			<-release // the root's narinfo waits until the test lets it go
+		}
+	}
+	o := &lateObserver{follow: map[string]bool{}, planned: map[string][]string{}, missing: map[string]int{}, finished: map[string]bool{}}
+	cfg := testConfig(s.dir)
+	cfg.Observer = o
+	u := newTestUploader(t, cfg, c, s, nil, nil)
+
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if _, err := u.Upload(context.Background(), root); err != nil {
+			t.Error(err)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		o.mu.Lock()
+		depDone := o.finished[dep]
+		o.mu.Unlock()
+		if depDone {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatal("the reference was never uploaded")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	o.mu.Lock()
+	_, early := o.planned[root]
+	o.finished = map[string]bool{} // what a tracker that just began following knows
+	o.follow[root] = true
+	o.mu.Unlock()
+	if early {
+		t.Fatal("the root was planned for an observer that did not follow it")
+	}
+	u.Expedite([]string{root})
+	u.Expedite([]string{root}) // a second poll must not plan it again
+	o.mu.Lock()
+	closure, missing, depReplayed, plans := o.planned[root], o.missing[root], o.finished[dep], o.plans
+	o.mu.Unlock()
+	close(release)
+	wg.Wait()
+	if plans != 1 {
+		t.Errorf("the root was planned %d times over two polls, want once", plans)
+	}
+	if len(closure) != 2 || missing != 2 || !depReplayed {
+		t.Fatalf("after Expedite: closure %v, %d missing, reference finished %v; want the 2-path closure with the finished reference replayed", closure, missing, depReplayed)
 	}
 }

@@ -150,13 +150,7 @@ func (u *Uploader) uploadBatch(ctx context.Context, roots []string, force bool, 
 			if !follows(o, root) {
 				continue
 			}
-			closure := p.closure(root)
-			sizes := make(map[string]uint64)
-			for _, path := range closure {
-				if p.state[path] == stateMissing {
-					sizes[path] = p.infos[path].NarSize
-				}
-			}
+			closure, sizes := p.observe(root)
 			o.Planned(root, closure, sizes)
 		}
 	}
