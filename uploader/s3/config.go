@@ -21,6 +21,11 @@ const (
 	DefaultThrottleDelay   = 5 * time.Second
 	DefaultMaxRetryAfter   = time.Minute
 	DefaultStallTimeout    = 2 * time.Minute
+	// DefaultMaxReadRequests and DefaultMaxWriteRequests cap the adaptive
+	// request limits; DefaultInitialRequests is where both start.
+	DefaultMaxReadRequests  = 512
+	DefaultMaxWriteRequests = 256
+	DefaultInitialRequests  = 32
 
 	// MinPartSize and MaxPartSize are S3's limits for multipart parts.
 	MinPartSize = 5 << 20
@@ -97,6 +102,16 @@ type Config struct {
 	// response), so that a stalled upload fails and is retried instead of
 	// holding a worker forever. 0 means DefaultStallTimeout.
 	StallTimeout time.Duration
+	// MaxReadRequests and MaxWriteRequests cap the number of requests in
+	// flight at once, reads (HeadObject, GetObject, listings) and writes
+	// (PutObject, parts, deletes) separately, over all callers of the
+	// Store. Within the cap the limit adapts: it starts at
+	// DefaultInitialRequests, grows while the server answers and halves
+	// when it throttles (SlowDown, HTTP 429 or 503); see package aimd.
+	// 0 means DefaultMaxReadRequests and DefaultMaxWriteRequests.
+	MaxReadRequests, MaxWriteRequests int
+	// Observer, when set, is told about every request attempt (metrics).
+	Observer Observer
 	// HTTPClient replaces the SDK's HTTP client (tests).
 	HTTPClient *http.Client
 }
@@ -112,6 +127,8 @@ func (c Config) withDefaults() Config {
 	c.ThrottleDelay = cmp.Or(c.ThrottleDelay, DefaultThrottleDelay)
 	c.MaxRetryAfter = cmp.Or(c.MaxRetryAfter, DefaultMaxRetryAfter)
 	c.StallTimeout = cmp.Or(c.StallTimeout, DefaultStallTimeout)
+	c.MaxReadRequests = cmp.Or(c.MaxReadRequests, DefaultMaxReadRequests)
+	c.MaxWriteRequests = cmp.Or(c.MaxWriteRequests, DefaultMaxWriteRequests)
 	return c
 }
 
@@ -132,6 +149,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("s3: part size %d: want between %d (5 MiB) and %d (5 GiB)", c.PartSize, MinPartSize, int64(MaxPartSize))
 	case c.PartConcurrency < 0:
 		return fmt.Errorf("s3: part concurrency %d is negative", c.PartConcurrency)
+	case c.MaxReadRequests < 0 || c.MaxWriteRequests < 0:
+		return errors.New("s3: negative request limit")
 	case c.MaxAttempts < 0:
 		return fmt.Errorf("s3: max attempts %d is negative", c.MaxAttempts)
 	case c.MaxBackoff < 0 || c.MaxRetryAfter < 0 || c.StallTimeout < 0 || c.RetryDelay < 0 || c.ThrottleDelay < 0:

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"go.uber.org/zap"
@@ -27,11 +26,13 @@ const abortTimeout = 30 * time.Second
 // committed or the attempt has failed. The object becomes visible whole or
 // not at all:
 //
-//   - a body no larger than one part is read into memory before the single
-//     PutObject is sent, so a failing body sends nothing;
+//   - a body no larger than one part is read into a (pooled) part buffer
+//     before the single PutObject is sent, so a failing body sends nothing
+//     and a small object costs one request;
 //   - a larger body goes up as a multipart upload, at most PartConcurrency
-//     parts in memory at once; any failure aborts the upload, so no part is
-//     ever assembled into an object;
+//     parts on the wire and PartConcurrency+1 part buffers held at once;
+//     any failure aborts the upload, so no part is ever assembled into an
+//     object;
 //   - with Multipart off, larger bodies are spooled to a temporary file and
 //     sent with one PutObject.
 //
@@ -45,9 +46,8 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, opt uploade
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("s3: put %s: %w", key, err)
 	}
-	// Wrapping also hides io.Seeker and io.ReaderAt, so the manager always
-	// buffers a part before sending it and never reads the body while a
-	// request is on the wire.
+	// Parts are always copied into buffers before they are sent, so the
+	// body is never read while a request is on the wire.
 	body = &exactReader{r: body, want: opt.Size}
 	hint := opt.SizeHint
 	if opt.Size >= 0 {
@@ -55,7 +55,7 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, opt uploade
 	}
 	var err error
 	if s.cfg.Multipart {
-		err = s.putMultipart(ctx, key, body, opt, hint)
+		err = s.putStream(ctx, key, body, opt, hint)
 	} else {
 		err = s.putSingle(ctx, key, body, opt)
 	}
@@ -81,27 +81,6 @@ func (s *Store) input(key string, opt uploader.PutOptions, body io.Reader) *awss
 		in.StorageClass = types.StorageClass(s.cfg.StorageClass)
 	}
 	return in
-}
-
-func (s *Store) putMultipart(ctx context.Context, key string, body io.Reader, opt uploader.PutOptions, hint int64) error {
-	partSize := s.cfg.partSize(hint)
-	up := manager.NewUploader(s.client, func(u *manager.Uploader) {
-		u.PartSize = partSize
-		u.Concurrency = s.cfg.PartConcurrency
-		u.LeavePartsOnError = false
-		// The manager has its own checksum setting, defaulting to CRC32 on
-		// every part, which S3-compatible servers reject.
-		u.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-	})
-	_, err := up.Upload(ctx, s.input(key, opt, body))
-	var failed manager.MultiUploadFailure
-	if errors.As(err, &failed) {
-		// The manager aborts with the caller's context, which fails when that
-		// context is what ended the upload. Abort again on a detached one:
-		// a second abort of the same upload is harmless.
-		s.abort(ctx, key, failed.UploadID())
-	}
-	return err
 }
 
 func (s *Store) abort(ctx context.Context, key, uploadID string) {

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"go.uber.org/zap"
 
+	"github.com/nixs3q/nixs3q/internal/aimd"
 	"github.com/nixs3q/nixs3q/uploader"
 )
 
@@ -38,6 +39,9 @@ const maxIdleConnsPerHost = 128
 type Store struct {
 	cfg    Config
 	client *awss3.Client
+	reads  *aimd.Limiter // HeadObject, GetObject, listings
+	writes *aimd.Limiter // every other operation
+	parts  partPool
 	log    *zap.Logger
 	name   string
 }
@@ -52,6 +56,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Store, error) {
 	}
 	cfg = cfg.withDefaults()
 	endpoint, _ := cfg.endpointURL() // checked by Validate
+	reads, writes, err := newLimiters(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("s3: %w", err)
+	}
 
 	opts := []func(*config.LoadOptions) error{
 		config.WithRetryer(func() aws.Retryer { return newRetryer(cfg) }),
@@ -88,13 +96,15 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Store, error) {
 	}
 	cfg.Region = awsCfg.Region
 
-	client := awss3.NewFromConfig(awsCfg, func(o *awss3.Options) {
+	s := &Store{cfg: cfg, reads: reads, writes: writes, log: log.Named("s3"), name: storeName(cfg, endpoint)}
+	s.client = awss3.NewFromConfig(awsCfg, func(o *awss3.Options) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
 		o.UsePathStyle = cfg.pathStyle()
+		// Payloads are not hashed into the signature; see unsignedPayload.
+		o.APIOptions = append(o.APIOptions, unsignedPayload, s.addLimit)
 	})
-	s := &Store{cfg: cfg, client: client, log: log.Named("s3"), name: storeName(cfg, endpoint)}
 	s.log.Debug("opened bucket", zap.String("cache", s.name), zap.Bool("path_style", cfg.pathStyle()),
 		zap.Bool("multipart", cfg.Multipart), zap.Int("part_concurrency", cfg.PartConcurrency))
 	return s, nil

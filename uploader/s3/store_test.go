@@ -114,6 +114,9 @@ func TestRequestHeaders(t *testing.T) {
 				if r.method == http.MethodPost && strings.Contains(r.query, "uploadId=") {
 					continue // CompleteMultipartUpload
 				}
+				if got := r.header.Get("X-Amz-Content-Sha256"); got != "UNSIGNED-PAYLOAD" {
+					t.Errorf("%s %s?%s: x-amz-content-sha256 %q, want UNSIGNED-PAYLOAD", r.method, r.path, r.query, got)
+				}
 				creates++
 				if got := r.header.Get("Content-Type"); got != "application/x-nix-nar" {
 					t.Errorf("%s %s?%s: Content-Type %q, want application/x-nix-nar", r.method, r.path, r.query, got)
