@@ -120,7 +120,7 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 	d := DefaultConfig()
-	if d.StoreDir != "/nix/store" || d.Compression != "zstd" || d.Concurrency != 4 || d.LookupConcurrency != 16 ||
+	if d.StoreDir != "/nix/store" || d.Compression != "zstd" || d.Concurrency != 4 || d.LookupConcurrency != 256 ||
 		d.PresenceTTL.Hours() != 1 || d.Priority != 40 || !d.WantMassQuery {
 		t.Errorf("DefaultConfig() = %+v", d)
 	}

@@ -22,7 +22,7 @@ const (
 const (
 	DefaultCompression       = CompressionZstd
 	DefaultConcurrency       = 4
-	DefaultLookupConcurrency = 16
+	DefaultLookupConcurrency = 256
 	DefaultPresenceTTL       = time.Hour
 	// DefaultPriority is the Priority of nix-cache-info, the value Nix's
 	// own binary caches use.
@@ -48,7 +48,10 @@ type Config struct {
 	Concurrency int
 
 	// LookupConcurrency is the number of narinfo lookups (HEAD) in flight
-	// at once; default 16.
+	// at once, over all concurrent Upload calls; default 256. Over a
+	// network each lookup costs a round trip, so this is what makes
+	// checking a large closure fast; the S3 backend further adapts the
+	// number of requests in flight to what the server accepts.
 	LookupConcurrency int
 
 	// PresenceTTL is how long a narinfo recorded as present in the presence

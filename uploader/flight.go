@@ -197,21 +197,40 @@ func (u *Uploader) publish(ctx context.Context, f *flight) error {
 		}
 	}
 
-	// Wait for a streaming slot, unless a reference fails first. Waiting
-	// for references never holds a slot, so flights cannot starve each other.
-	slot := u.slots.wait(&f.urgent)
+	// Wait for a streaming slot (a small one for a small NAR, see
+	// smallnar.go), unless a reference fails first. Waiting for references
+	// never holds a slot, so flights cannot starve each other.
+	small := u.isSmall(info)
+	var (
+		slot    *slotWaiter
+		smallCh chan struct{}   // nil unless small: never selected
+		ready   <-chan struct{} // nil when small
+	)
+	if small {
+		smallCh = u.small
+	} else {
+		slot = u.slots.wait(&f.urgent)
+		ready = slot.ready
+	}
+	giveUp := func() {
+		if slot != nil {
+			u.slots.cancel(slot)
+		}
+	}
 acquireSlot:
 	for {
 		select {
-		case <-slot.ready:
+		case smallCh <- struct{}{}:
+			break acquireSlot
+		case <-ready:
 			break acquireSlot
 		case d := <-notify:
 			if take(d); refErr != nil {
-				u.slots.cancel(slot)
+				giveUp()
 				return refErr
 			}
 		case <-ctx.Done():
-			u.slots.cancel(slot)
+			giveUp()
 			return fmt.Errorf("uploader: %s: %w", f.path, ctx.Err())
 		}
 	}
@@ -231,9 +250,19 @@ acquireSlot:
 			}
 		}
 	}()
-	nar, narErr := u.putNAR(narCtx, info, log)
+	var nar narResult
+	var narErr error
+	if small {
+		nar, narErr = u.putSmallNAR(narCtx, info, log)
+	} else {
+		nar, narErr = u.putNAR(narCtx, info, log)
+	}
 	narDone := time.Now()
-	u.slots.release()
+	if small {
+		<-u.small
+	} else {
+		u.slots.release()
+	}
 	stopNAR()
 	<-watched
 	if refErr != nil {

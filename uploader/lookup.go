@@ -133,7 +133,8 @@ func (u *Uploader) markPresent(keys []string, log *zap.Logger) {
 }
 
 // hasAll looks up the narinfos of paths with at most LookupConcurrency
-// requests at once. found[i] is the answer for paths[i]. The first error
+// requests at once over all concurrent calls (the cache may limit further:
+// the S3 backend adapts its own limit to the server). found[i] is the answer for paths[i]. The first error
 // cancels the other lookups and is returned.
 func (u *Uploader) hasAll(ctx context.Context, p *plan, paths []string) (found []bool, err error) {
 	found = make([]bool, len(paths))
@@ -151,7 +152,15 @@ func (u *Uploader) hasAll(ctx context.Context, p *plan, paths []string) (found [
 		wg.Go(func() {
 			for i := range next {
 				key := narinfoKey(p.sps[paths[i]])
-				ok, hasErr := u.cache.Has(ctx, key)
+				var ok bool
+				var hasErr error
+				select {
+				case u.lookups <- struct{}{}:
+					ok, hasErr = u.cache.Has(ctx, key)
+					<-u.lookups
+				case <-ctx.Done():
+					hasErr = ctx.Err()
+				}
 				if hasErr != nil {
 					errOnce.Do(func() {
 						err = fmt.Errorf("uploader: look up %s for %s: %w", key, paths[i], hasErr)

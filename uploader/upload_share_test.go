@@ -17,9 +17,9 @@ func TestUploadParallel(t *testing.T) {
 	s := newFakeStore(t)
 	var leaves []string
 	for i := range 7 {
-		leaves = append(leaves, s.add(t, fmt.Sprintf("leaf%d", i), map[string]string{"f": strings.Repeat("x", 100_000+i)}))
+		leaves = append(leaves, s.add(t, fmt.Sprintf("leaf%d", i), map[string]string{"f": strings.Repeat("x", smallNARMax+i)}))
 	}
-	root := s.add(t, "root", map[string]string{"f": "r"}, leaves...)
+	root := s.add(t, "root", map[string]string{"f": strings.Repeat("r", smallNARMax)}, leaves...) // streamed too
 	c := newFakeCache()
 	cfg := testConfig(s.dir)
 	cfg.Concurrency = conc
@@ -203,4 +203,51 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// Small NARs are sent without holding a streaming slot: with Concurrency 1,
+// all of a closure's small NARs are in flight at once, so a slow cache
+// costs one round trip for them, not one per path.
+func TestSmallNARsDoNotWaitForStreamingSlots(t *testing.T) {
+	s := newFakeStore(t)
+	const n = 12
+	var leaves []string
+	for i := range n {
+		leaves = append(leaves, s.add(t, fmt.Sprintf("small%d", i), map[string]string{"f": strings.Repeat("s", 100+i)}))
+	}
+	root := s.add(t, "root", map[string]string{"f": "r"}, leaves...)
+	c := newFakeCache()
+	cfg := testConfig(s.dir)
+	cfg.Concurrency = 1
+	u := newTestUploader(t, cfg, c, s, nil, nil)
+	all := make(chan struct{})
+	var once sync.Once
+	var active, maxActive int
+	c.beforePut = func(key string) {
+		if !strings.HasPrefix(key, "nar/") {
+			return
+		}
+		c.mu.Lock()
+		active++
+		maxActive = max(maxActive, active)
+		if active == n+1 {
+			once.Do(func() { close(all) })
+		}
+		c.mu.Unlock()
+		select {
+		case <-all:
+		case <-time.After(2 * time.Second):
+		}
+		c.mu.Lock()
+		active--
+		c.mu.Unlock()
+	}
+	res, err := u.Upload(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if maxActive != n+1 || res.Uploaded != n+1 {
+		t.Errorf("%d small NARs in flight at once, %d uploaded; want all %d at once", maxActive, res.Uploaded, n+1)
+	}
+	checkCache(t, c, s.dir, nil)
 }

@@ -61,7 +61,10 @@ type Uploader struct {
 	log          *zap.Logger
 	codec        *codec
 	filter       *filter
-	slots        *slots // one per NAR being streamed
+	slots        *slots        // one per NAR being streamed
+	small        chan struct{} // one token per small NAR in flight (smallnar.go)
+	lookups      chan struct{} // one token per lookup in flight, over all calls
+	noList       atomic.Bool   // a listing failed: look up path by path from now on
 
 	mu        sync.Mutex
 	flights   map[string]*flight // store path -> upload in progress
@@ -162,6 +165,8 @@ func New(cfg Config, cache Cache, src PathInfoSource, presence Presence, key *ni
 		plans:        make(map[*plan]struct{}),
 		published:    make(map[string]time.Time),
 		transfers:    make(map[*transfer]struct{}),
+		small:        make(chan struct{}, smallSlots),
+		lookups:      make(chan struct{}, cfg.LookupConcurrency),
 	}, nil
 }
 
