@@ -9,6 +9,10 @@ import (
 // without e, o, u and t.
 const base32Alphabet = "0123456789abcdfghijklmnpqrsvwxyz"
 
+// Base32Alphabet is the alphabet of Nix's base-32 encoding, in the order of
+// its digits; every store path's hash part is made of these 32 characters.
+const Base32Alphabet = base32Alphabet
+
 // base32Len is the length of the Nix base-32 encoding of n bytes.
 func base32Len(n int) int {
 	if n == 0 {

@@ -60,6 +60,15 @@ type ContentEncoder interface {
 	ServesContentEncoding() bool
 }
 
+// TopLister is implemented by caches that list cheaply over a network: one
+// request per 1,000 keys (S3). ListTop is Cache.List without descending below
+// a "/" after prefix, so listing "a" finds "a….narinfo" keys but nothing
+// under "nar/". The uploader uses it to look up large closures by listing
+// narinfos instead of asking for each one; see Uploader.UploadBatch.
+type TopLister interface {
+	ListTop(ctx context.Context, prefix string, fn func(Object) error) error
+}
+
 // Object is one entry of a listing.
 type Object struct {
 	Key          string

@@ -24,6 +24,7 @@ const (
 	DefaultConcurrency       = 4
 	DefaultLookupConcurrency = 256
 	DefaultPresenceTTL       = time.Hour
+	DefaultListRatio         = 20
 	// DefaultPriority is the Priority of nix-cache-info, the value Nix's
 	// own binary caches use.
 	DefaultPriority = 40
@@ -53,6 +54,15 @@ type Config struct {
 	// checking a large closure fast; the S3 backend further adapts the
 	// number of requests in flight to what the server accepts.
 	LookupConcurrency int
+
+	// ListRatio decides when a closure is looked up by listing the cache's
+	// narinfos instead of one request per path (caches that implement
+	// TopLister, such as S3): when the cache holds at most ListRatio keys
+	// per path to look up. Default 20: a listing request returns 1,000
+	// keys, so at 20 it replaces at least 50 lookups, which pays off in
+	// round trips, request rate and, at AWS prices (a LIST costs as much as
+	// 12.5 GETs), in money. Negative: never list.
+	ListRatio int
 
 	// PresenceTTL is how long a narinfo recorded as present in the presence
 	// cache is trusted without asking the cache (DefaultConfig: 1h). 0
@@ -138,6 +148,7 @@ func (c Config) withDefaults() Config {
 	c.LookupConcurrency = cmp.Or(c.LookupConcurrency, DefaultLookupConcurrency)
 	c.UploadLogs = cmp.Or(c.UploadLogs, LogsNone)
 	c.LogDir = cmp.Or(c.LogDir, DefaultLogDir)
+	c.ListRatio = cmp.Or(c.ListRatio, DefaultListRatio)
 	return c
 }
 

@@ -44,7 +44,7 @@ func (u *Uploader) lookup(ctx context.Context, p *plan, log *zap.Logger) error {
 			}
 		}
 	}
-	found, err := u.hasAll(ctx, p, toAsk)
+	found, err := u.findAll(ctx, p, toAsk, log)
 	if err != nil {
 		return err
 	}

@@ -65,6 +65,9 @@ type Uploader struct {
 	small        chan struct{} // one token per small NAR in flight (smallnar.go)
 	lookups      chan struct{} // one token per lookup in flight, over all calls
 	noList       atomic.Bool   // a listing failed: look up path by path from now on
+	// bucketKeys estimates the number of keys at the top of the cache,
+	// from the last listing (0: no estimate yet); see listlookup.go.
+	bucketKeys atomic.Int64
 
 	mu        sync.Mutex
 	flights   map[string]*flight // store path -> upload in progress

@@ -21,14 +21,32 @@ const listPageSize = 1000
 // each object in ascending key order. Only one page is held at a time.
 // Each request is retried by the SDK like every other.
 func (s *Store) List(ctx context.Context, prefix string, fn func(uploader.Object) error) error {
+	return s.list(ctx, prefix, "", fn)
+}
+
+var _ uploader.TopLister = (*Store)(nil)
+
+// ListTop is List without descending below a "/" after prefix (S3's
+// delimiter): listing "a" lists "a….narinfo" but nothing under "nar/". It
+// takes one request per 1,000 keys, which is what makes it worth using
+// instead of one HeadObject per key for a large closure.
+func (s *Store) ListTop(ctx context.Context, prefix string, fn func(uploader.Object) error) error {
+	return s.list(ctx, prefix, "/", fn)
+}
+
+func (s *Store) list(ctx context.Context, prefix, delimiter string, fn func(uploader.Object) error) error {
 	if err := uploader.CheckPrefix(prefix); err != nil {
 		return fmt.Errorf("s3: list: %w", err)
 	}
-	pages := awss3.NewListObjectsV2Paginator(s.client, &awss3.ListObjectsV2Input{
+	in := &awss3.ListObjectsV2Input{
 		Bucket:  &s.cfg.Bucket,
 		Prefix:  aws.String(prefix),
 		MaxKeys: aws.Int32(listPageSize),
-	})
+	}
+	if delimiter != "" {
+		in.Delimiter = aws.String(delimiter)
+	}
+	pages := awss3.NewListObjectsV2Paginator(s.client, in)
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {

@@ -205,3 +205,33 @@ func (r *stallReader) Read([]byte) (int, error) {
 	<-r.release
 	return 0, io.EOF
 }
+
+// ListTop lists the keys at the top of the bucket under a prefix, not those
+// under "nar/", with MinIO's real delimiter handling, across pages.
+func TestMinIOListTop(t *testing.T) {
+	m := startMinIO(t)
+	m.CreateBucket(t, "top", false)
+	store := newStore(t, minioConfig(m, "top"))
+	ctx := context.Background()
+	var want []string
+	for i := range 1005 { // more than one page
+		key := fmt.Sprintf("n%05d.narinfo", i)
+		want = append(want, key)
+		if err := store.Put(ctx, key, strings.NewReader("x"), uploader.PutOptions{Size: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, key := range []string{"nar/abc.nar.zst", "nix-cache-info", "a.narinfo"} {
+		if err := store.Put(ctx, key, strings.NewReader("x"), uploader.PutOptions{Size: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	if err := store.ListTop(ctx, "n", func(o uploader.Object) error { got = append(got, o.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, "nix-cache-info")
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("ListTop(n) listed %d keys (%v ... %v), want %d without nar/", len(got), got[:min(3, len(got))], got[max(0, len(got)-3):], len(want))
+	}
+}
