@@ -29,6 +29,7 @@ type Metrics struct {
 	failures       *prometheus.CounterVec
 	narBytesRead   prometheus.Counter
 	closurePaths   prometheus.Counter
+	requestSeconds *prometheus.HistogramVec
 }
 
 // New builds the metrics of a daemon whose queue statistics stats reads.
@@ -62,8 +63,13 @@ func New(stats StatsFunc) *Metrics {
 			Name: "nixs3q_closure_paths_checked_total",
 			Help: "Closure members checked against the cache by this process.",
 		}),
+		requestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "nixs3q_cache_request_duration_seconds",
+			Help:    "Duration of each request attempt to the cache (every retry counts), by operation (HeadObject, PutObject, UploadPart, ListObjectsV2, ...) and result (ok, throttled, error).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}, []string{"operation", "result"}),
 	}
-	reg.MustRegister(m.uploadSeconds, m.publishLatency, m.retries, m.failures, m.narBytesRead, m.closurePaths)
+	reg.MustRegister(m.uploadSeconds, m.publishLatency, m.retries, m.failures, m.narBytesRead, m.closurePaths, m.requestSeconds)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(&queueCollector{stats: stats})
 	return m
@@ -97,6 +103,42 @@ func (m *Metrics) Uploaded(took time.Duration, enqueued time.Time, narBytes int6
 		m.narBytesRead.Add(float64(narBytes))
 	}
 	m.closurePaths.Add(float64(checked))
+}
+
+// ObserveRequest records one request attempt to the cache: its operation,
+// duration and result. It implements the S3 backend's Observer.
+func (m *Metrics) ObserveRequest(op string, took time.Duration, result string) {
+	if m == nil {
+		return
+	}
+	m.requestSeconds.WithLabelValues(op, result).Observe(took.Seconds())
+}
+
+// WatchRequestLimits exports the cache's adaptive request limits (reads and
+// writes), read from limits at scrape time, as nixs3q_cache_request_limit.
+// Call it at most once.
+func (m *Metrics) WatchRequestLimits(limits func() (read, write int)) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(&limitCollector{limits: limits})
+}
+
+// limitCollector reads the request limits at scrape time.
+type limitCollector struct {
+	limits func() (read, write int)
+}
+
+var limitDesc = prometheus.NewDesc("nixs3q_cache_request_limit",
+	"Current adaptive limit of cache requests in flight, by class (read, write): grows while the server answers, halves when it throttles.",
+	[]string{"class"}, nil)
+
+func (c *limitCollector) Describe(ch chan<- *prometheus.Desc) { ch <- limitDesc }
+
+func (c *limitCollector) Collect(ch chan<- prometheus.Metric) {
+	read, write := c.limits()
+	ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(read), "read")
+	ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(write), "write")
 }
 
 // Failed records a failed attempt; final says the item moved to the failed list.

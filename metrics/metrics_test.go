@@ -88,3 +88,30 @@ func TestMetricsSurviveAQueueError(t *testing.T) {
 	nilMetrics.Uploaded(time.Second, time.Now(), 1, 1) // must not panic
 	nilMetrics.Failed("x", true)
 }
+
+func TestRequestMetrics(t *testing.T) {
+	m := New(func() (queue.Stats, error) { return queue.Stats{}, nil })
+	m.ObserveRequest("HeadObject", 30*time.Millisecond, "ok")
+	m.ObserveRequest("HeadObject", 40*time.Millisecond, "ok")
+	m.ObserveRequest("PutObject", 100*time.Millisecond, "throttled")
+	read, write := 64, 16
+	m.WatchRequestLimits(func() (int, int) { return read, write })
+	out := scrape(t, m)
+	for _, want := range []string{
+		`nixs3q_cache_request_duration_seconds_count{operation="HeadObject",result="ok"} 2`,
+		`nixs3q_cache_request_duration_seconds_count{operation="PutObject",result="throttled"} 1`,
+		`nixs3q_cache_request_limit{class="read"} 64`,
+		`nixs3q_cache_request_limit{class="write"} 16`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	write = 8
+	if out := scrape(t, m); !strings.Contains(out, `nixs3q_cache_request_limit{class="write"} 8`) {
+		t.Errorf("limit not read at scrape time")
+	}
+	var nilM *Metrics
+	nilM.ObserveRequest("HeadObject", time.Millisecond, "ok")
+	nilM.WatchRequestLimits(func() (int, int) { return 0, 0 })
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/nixs3q/nixs3q/progress"
 	"github.com/nixs3q/nixs3q/queue"
 	"github.com/nixs3q/nixs3q/uploader"
+	"github.com/nixs3q/nixs3q/uploader/s3"
 	"github.com/nixs3q/nixs3q/uploader/storeurl"
 )
 
@@ -169,9 +170,17 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 	}
 	defer q.Close()
 
+	m := metrics.New(q.Stats)
+	spec.S3.Observer = m
 	cache, err := storeurl.Open(ctx, spec, log.Named("cache"))
 	if err != nil {
 		return err
+	}
+	if s, ok := cache.(*s3.Store); ok {
+		m.WatchRequestLimits(func() (int, int) {
+			l := s.Limits()
+			return l.Read.Limit, l.Write.Limit
+		})
 	}
 	src := &uploader.NixCLI{Nix: f.nixBin, StoreDir: f.storeDir}
 	up, err := uploader.New(ucfg, cache, src, q, key, log.Named("uploader"))
@@ -183,7 +192,6 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 		presence = q
 	}
 	up.SetRoots(gc.NewReasserter(cache, presence, nil))
-	m := metrics.New(q.Stats)
 	gw := &gcWatch{cache: cache, log: log.Named("gc")}
 	if err := m.Register(gw); err != nil {
 		return err
