@@ -39,6 +39,13 @@ type sizeConfig struct {
 	latencySamples int
 
 	verifyPaths int // synthetic narinfos in the bucket verify checks
+	// The WAN group: latencies of its two tiers (near, far), the bandwidth
+	// of the simulated link in bit/s, the number of small paths, and the
+	// fraction of requests throttled in wan-throttle.
+	wanLatencies  [2]time.Duration
+	wanBandwidth  int64
+	wanSmallPaths int
+	wanThrottle   float64
 }
 
 var sizes = map[string]sizeConfig{
@@ -52,6 +59,10 @@ var sizes = map[string]sizeConfig{
 		gcNarinfos:     200,
 		latencySamples: 4,
 		verifyPaths:    300,
+		wanLatencies:   [2]time.Duration{5 * time.Millisecond, 10 * time.Millisecond},
+		wanBandwidth:   400_000_000,
+		wanSmallPaths:  20,
+		wanThrottle:    0.2,
 	},
 	"full": {
 		runs:        5,
@@ -64,6 +75,10 @@ var sizes = map[string]sizeConfig{
 		gcRuns:         2,
 		latencySamples: 20,
 		verifyPaths:    10000,
+		wanLatencies:   [2]time.Duration{30 * time.Millisecond, 100 * time.Millisecond},
+		wanBandwidth:   400_000_000,
+		wanSmallPaths:  300,
+		wanThrottle:    0.2,
 	},
 }
 
@@ -83,6 +98,7 @@ var groups = []struct {
 	{"copy", []string{"copy-closure", "copy-big", "copy-big-rss", "copy-dedup"}, (*env).measureCopy},
 	{"verify", []string{"verify", "verify-rss", "verify-nar-hashes"}, (*env).measureVerify},
 	{"gc", []string{"gc-dry", "gc-real", "gc-rss"}, (*env).measureGC},
+	{"wan", wanRowNames(), (*env).measureWAN},
 }
 
 // allRows lists every row name, in order.

@@ -114,7 +114,8 @@ func TestSelected(t *testing.T) {
 		want    []string // group names
 		wantErr bool
 	}{
-		{nil, []string{"hook", "enqueue", "latency", "closure", "big", "dedup", "copy", "verify", "gc"}, false},
+		{nil, []string{"hook", "enqueue", "latency", "closure", "big", "dedup", "copy", "verify", "gc", "wan"}, false},
+		{[]string{"wan-far-dedup-warm"}, []string{"wan"}, false},
 		{[]string{"dedup-warm"}, []string{"dedup"}, false},
 		{[]string{"big", "hook-down", "upload-big-rss"}, []string{"hook", "big"}, false},
 		{[]string{"nope"}, nil, true},

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nixs3q/nixs3q/internal/testenv"
+	"github.com/nixs3q/nixs3q/internal/wanproxy"
 	"github.com/nixs3q/nixs3q/nix"
 )
 
@@ -37,6 +38,10 @@ type env struct {
 	http     *http.Client
 	log      io.Writer
 	buckets  int
+	// via, when set, is the simulated network that nixs3q's and nix
+	// copy's uploads go through (the WAN group); reads that check results
+	// go to MinIO directly.
+	via *wanproxy.Server
 }
 
 func (e *env) logf(format string, args ...any) {
@@ -64,7 +69,20 @@ func (e *env) newBucket(ctx context.Context, prefix string) (string, error) {
 
 // s3URL is nixs3q's store URL for bucket.
 func (e *env) s3URL(bucket string) string {
-	return fmt.Sprintf("s3://%s?endpoint=%s&scheme=http&region=%s&compression=zstd", bucket, e.minio.Host, e.minio.Region)
+	host := e.minio.Host
+	if e.via != nil {
+		host = e.via.Host()
+	}
+	return fmt.Sprintf("s3://%s?endpoint=%s&scheme=http&region=%s&compression=zstd", bucket, host, e.minio.Region)
+}
+
+// copyURL is the bucket as nix copy writes to it: MinIO's, or the
+// simulated network's in front of it.
+func (e *env) copyURL(bucket string) string {
+	if e.via != nil {
+		return e.via.URL + "/" + bucket
+	}
+	return e.httpURL(bucket)
 }
 
 // httpURL is the bucket as a plain HTTP binary cache, how Nix 2.8 (built

@@ -27,7 +27,7 @@ func (e *env) nixCopyCPU(ctx context.Context, bucket, cacheHome string, paths ..
 	if err := os.MkdirAll(cacheHome, 0o700); err != nil {
 		return 0, 0, 0, err
 	}
-	to := e.httpURL(bucket) + "?compression=zstd&secret-key=" + e.keyFile
+	to := e.copyURL(bucket) + "?compression=zstd&secret-key=" + e.keyFile
 	cmd := exec.CommandContext(ctx, "nix", append([]string{"copy", "--to", to}, paths...)...)
 	cmd.Env = append(slices.Clone(e.nixEnv), "XDG_CACHE_HOME="+cacheHome)
 	var stderr bytes.Buffer
@@ -56,6 +56,7 @@ type uploadRun struct {
 	nixs3qCPU, nixs3qMinIOCPU   time.Duration
 	nixCopyCPU, nixCopyMinIOCPU time.Duration
 	verified                    int
+	bucket                      string // nixs3q's
 }
 
 // runUpload uploads root's closure with a fresh nixs3q daemon to a fresh
@@ -68,6 +69,7 @@ func (e *env) runUpload(ctx context.Context, name string, r int, root string, cl
 		if err != nil {
 			return err
 		}
+		out.bucket = bucket
 		d, err := e.startDaemon(ctx, filepath.Join(e.dir, fmt.Sprintf("%s-%d", name, r)), daemonOpts{store: e.s3URL(bucket)})
 		if err != nil {
 			return err
