@@ -14,9 +14,13 @@
 //     per success (doubling per round trip); afterwards by 1/limit per
 //     success (one per round trip's worth of successes).
 //   - One decrease per congestion event: a throttled answer to a request
-//     that was sent before the last decrease does not decrease again, so a
-//     burst of throttled answers to one window of requests halves the limit
-//     once, not once per answer.
+//     that was sent before the last decrease does not decrease again, nor
+//     does one within Config.Cooldown of it, so a burst of throttled
+//     answers shrinks the limit once, not once per answer. Servers that
+//     throttle a fraction of requests whatever the load (S3 partitions
+//     scaling, a shared quota) would otherwise drive the limit to its
+//     minimum; with the cooldown it settles where a second's growth
+//     balances one decrease.
 //   - Waiters are served in arrival order; a waiter whose context ends
 //     leaves the queue and gets the context's error.
 //
@@ -28,12 +32,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Defaults of Config.
 const (
-	DefaultMin     = 1
-	DefaultBackoff = 0.5
+	DefaultMin      = 1
+	DefaultBackoff  = 0.75
+	DefaultCooldown = time.Second
 )
 
 // Config bounds a Limiter.
@@ -47,6 +53,9 @@ type Config struct {
 	// Backoff multiplies the limit on a throttled answer; 0 means
 	// DefaultBackoff. It must be in (0, 1).
 	Backoff float64
+	// Cooldown is the least time between two decreases; 0 means
+	// DefaultCooldown (S3's Retry-After is given in whole seconds).
+	Cooldown time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -55,6 +64,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Backoff == 0 {
 		c.Backoff = DefaultBackoff
+	}
+	if c.Cooldown == 0 {
+		c.Cooldown = DefaultCooldown
 	}
 	return c
 }
@@ -69,6 +81,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("aimd: initial limit %d not within [%d, %d]", c.Initial, c.Min, c.Max)
 	case !(c.Backoff > 0 && c.Backoff < 1):
 		return fmt.Errorf("aimd: backoff factor %v not within (0, 1)", c.Backoff)
+	case c.Cooldown < 0:
+		return errors.New("aimd: negative cooldown")
 	}
 	return nil
 }
@@ -95,6 +109,8 @@ type Limiter struct {
 	limit     float64
 	inFlight  int
 	epoch     uint64 // increments on every decrease
+	lastDrop  time.Time
+	now       func() time.Time
 	slowStart bool
 	waiters   []chan struct{} // FIFO; closed when granted a slot
 	decreases uint64
@@ -106,7 +122,7 @@ func New(cfg Config) (*Limiter, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	return &Limiter{cfg: cfg, limit: float64(cfg.Initial), slowStart: true}, nil
+	return &Limiter{cfg: cfg, limit: float64(cfg.Initial), slowStart: true, now: time.Now}, nil
 }
 
 // Slot is one acquired request slot; give it back with Release.
@@ -165,7 +181,8 @@ func (l *Limiter) Release(s Slot, o Outcome) {
 		}
 		l.limit = min(l.limit, float64(l.cfg.Max))
 	case Throttled:
-		if s.epoch == l.epoch {
+		if now := l.now(); s.epoch == l.epoch && (l.lastDrop.IsZero() || now.Sub(l.lastDrop) >= l.cfg.Cooldown) {
+			l.lastDrop = now
 			l.epoch++
 			l.decreases++
 			l.slowStart = false

@@ -25,6 +25,7 @@ func TestValidate(t *testing.T) {
 		{Initial: 2, Min: 3, Max: 4},
 		{Initial: 2, Max: 4, Backoff: 1},
 		{Initial: 2, Max: 4, Backoff: -0.5},
+		{Initial: 2, Max: 4, Cooldown: -time.Second},
 	} {
 		if err := c.Validate(); err == nil {
 			t.Errorf("Validate(%+v) = nil, want an error", c)
@@ -37,7 +38,9 @@ func TestValidate(t *testing.T) {
 
 func TestSlowStartThenAdditive(t *testing.T) {
 	ctx := context.Background()
-	l := mustNew(t, Config{Initial: 4, Max: 100})
+	l := mustNew(t, Config{Initial: 4, Max: 100, Backoff: 0.5})
+	clock := time.Unix(0, 0)
+	l.now = func() time.Time { clock = clock.Add(time.Second); return clock }
 	round := func(o Outcome) {
 		n := l.Limit()
 		slots := make([]Slot, n)
@@ -157,5 +160,30 @@ func TestConcurrentNeverExceeds(t *testing.T) {
 	}
 	if st := l.Stats(); st.InFlight != 0 || st.Waiting != 0 {
 		t.Fatalf("stats after all released: %+v", st)
+	}
+}
+
+// Throttled answers within the cooldown of a decrease do not decrease
+// again, even for requests sent after it.
+func TestCooldown(t *testing.T) {
+	ctx := context.Background()
+	l := mustNew(t, Config{Initial: 40, Max: 100, Cooldown: time.Second})
+	clock := time.Unix(100, 0)
+	l.now = func() time.Time { return clock }
+	for i := range 10 {
+		s, _ := l.Acquire(ctx)
+		l.Release(s, Throttled)
+		if i == 0 && l.Limit() != 30 {
+			t.Fatalf("limit %d after one throttled answer, want 40 × 0.75 = 30", l.Limit())
+		}
+	}
+	if st := l.Stats(); st.Limit != 30 || st.Decreases != 1 {
+		t.Fatalf("%+v after 10 throttled answers within the cooldown, want one decrease to 30", st)
+	}
+	clock = clock.Add(time.Second)
+	s, _ := l.Acquire(ctx)
+	l.Release(s, Throttled)
+	if st := l.Stats(); st.Limit != 22 || st.Decreases != 2 {
+		t.Fatalf("%+v after the cooldown, want a second decrease to 22", st)
 	}
 }
