@@ -44,6 +44,13 @@
 //     uploaded path's outcome.
 //   - Sharing: concurrent Upload calls share the upload of every common path
 //     (one flight per store path); each waits for it.
+//   - Latency: lookups of all concurrent calls share LookupConcurrency
+//     requests in flight (default 256), separately from the NAR streams; a
+//     large closure is looked up by listing the cache's narinfos when the
+//     cache is a TopLister and not much larger than the closure (see
+//     listlookup.go and Config.ListRatio); NARs up to 256 KiB are verified
+//     and compressed in memory and sent with one request each, without
+//     waiting for one of the Concurrency streaming slots (smallnar.go).
 //   - Dedup: a path is in the cache when its narinfo is. Fresh presence-cache
 //     entries save the lookup; a path known only from the presence cache is
 //     confirmed with a lookup before anything referring to it is published,

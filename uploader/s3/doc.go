@@ -3,10 +3,21 @@
 //
 // Promises:
 //   - Store implements uploader.Cache and passes the cachetest suite.
-//   - Put never makes a partial object visible: small bodies are buffered
-//     before their single PutObject; large ones are multipart uploads that
-//     are aborted on any failure, including a failing body or a cancelled
-//     context. Memory per Put is bounded by the part size × PartConcurrency.
+//   - Put never makes a partial object visible: a body that fits in one
+//     part is buffered (in a pooled part buffer) and sent with one
+//     PutObject; larger ones are multipart uploads that are aborted on any
+//     failure, including a failing body or a cancelled context. Memory per
+//     Put is bounded by the part size × (PartConcurrency + 1).
+//   - Requests carry UNSIGNED-PAYLOAD: bodies are not hashed into the
+//     signature, over http either. Why that is safe: unsigned.go.
+//   - Requests in flight are limited over all callers, reads (HeadObject,
+//     GetObject, listings) and writes apart, by adaptive limits (package
+//     aimd) that start at DefaultInitialRequests, grow while the server
+//     answers and shrink when it throttles, within MaxReadRequests and
+//     MaxWriteRequests; lookups therefore never wait behind NAR parts.
+//     Every attempt is reported to Config.Observer (metrics).
+//   - ListTop lists the top level under a prefix (with a delimiter), one
+//     request per 1,000 keys, for the uploader's lookups by listing.
 //   - Part sizes keep objects under 9,000 parts given PutOptions.SizeHint.
 //   - Has treats 404 and 403 as missing; Get maps a missing key to
 //     fs.ErrNotExist.
