@@ -62,7 +62,7 @@ var sizes = map[string]sizeConfig{
 		wanLatencies:   [2]time.Duration{5 * time.Millisecond, 10 * time.Millisecond},
 		wanBandwidth:   400_000_000,
 		wanSmallPaths:  20,
-		wanThrottle:    0.2,
+		wanThrottle:    0.1,
 	},
 	"full": {
 		runs:        5,

@@ -58,14 +58,17 @@ func TestSmallBenchmark(t *testing.T) {
 	}
 	// Every upload of nixs3q was read back: narinfo, signature, NAR.
 	wantVerified := map[string]int{
-		"upload-closure": cfg.closurePaths * cfg.runs,
-		"upload-big":     cfg.runs,
-		"latency":        cfg.latencySamples * cfg.runs,
-		"dedup-cold":     cfg.dedupPaths + 1,
-		"copy-closure":   cfg.closurePaths * cfg.runs,
-		"copy-big":       cfg.runs,
-		"copy-dedup":     cfg.dedupPaths + 1,
-		"verify":         cfg.verifyPaths * cfg.runs,
+		"upload-closure":  cfg.closurePaths * cfg.runs,
+		"upload-big":      cfg.runs,
+		"latency":         cfg.latencySamples * cfg.runs,
+		"dedup-cold":      cfg.dedupPaths + 1,
+		"copy-closure":    cfg.closurePaths * cfg.runs,
+		"copy-big":        cfg.runs,
+		"copy-dedup":      cfg.dedupPaths + 1,
+		"verify":          cfg.verifyPaths * cfg.runs,
+		"wan-near-small":  (cfg.wanSmallPaths + 1) * cfg.runs,
+		"wan-far-closure": cfg.closurePaths * cfg.runs,
+		"wan-throttle":    (cfg.wanSmallPaths + 1) * cfg.runs,
 	}
 	for _, r := range rep.Rows {
 		if want, ok := wantVerified[r.Name]; ok && r.Verified != want {
