@@ -33,7 +33,8 @@
 //     writer's buffer, the compressor's state (about 20 MiB for zstd at the
 //     default level, about six times the dictionary for xz; see
 //     Config.CompressionLevel) and the cache's part buffers; at most
-//     Config.Concurrency streams run at once. A NAR listing, when asked for,
+//     Config.Concurrency streams compress at once, and at most as many more
+//     whose compression ended are still sending their last parts. A NAR listing, when asked for,
 //     holds the tree's names and symlink targets, never file contents.
 //   - Priority: NARs of calls made under Urgent take the next free
 //     streaming slot before other waiting uploads, except every fourth

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -252,16 +253,34 @@ acquireSlot:
 	}()
 	var nar narResult
 	var narErr error
+	var narDone time.Time
 	if small {
 		nar, narErr = u.putSmallNAR(narCtx, info, log)
-	} else {
-		nar, narErr = u.putNAR(narCtx, info, log)
-	}
-	narDone := time.Now()
-	if small {
+		narDone = time.Now()
 		<-u.small
 	} else {
-		u.slots.release()
+		// The streaming slot bounds compressors; once the whole NAR is
+		// compressed and handed to the cache, the slot goes to the next
+		// NAR while this one's last part is still on the wire (a sending
+		// slot bounds those buffers instead).
+		var once sync.Once
+		sending := false
+		handedOver := func() {
+			once.Do(func() {
+				select {
+				case u.sending <- struct{}{}:
+					sending = true
+				case <-narCtx.Done():
+				}
+				u.slots.release()
+			})
+		}
+		nar, narErr = u.putNAR(narCtx, info, log, handedOver)
+		narDone = time.Now()
+		handedOver()
+		if sending {
+			<-u.sending
+		}
 	}
 	stopNAR()
 	<-watched

@@ -54,8 +54,11 @@ var errPutReturned = errors.New("uploader: cache stopped reading the NAR stream"
 // checked against info's NarHash and NarSize when the dump ends; on mismatch
 // the pipe fails before the compressed stream ends, so the cache commits
 // nothing, and the error wraps ErrHashMismatch. The caller holds one of the
-// Concurrency slots.
-func (u *Uploader) putNAR(ctx context.Context, info *PathInfo, log *zap.Logger) (narResult, error) {
+// Concurrency slots; handedOver is called (from another goroutine) once
+// the compressed stream has ended and the cache has read all of it, so that
+// the caller can give the slot to the next NAR while this one's last
+// request is still on the wire.
+func (u *Uploader) putNAR(ctx context.Context, info *PathInfo, log *zap.Logger, handedOver func()) (narResult, error) {
 	tr := u.startTransfer(info)
 	defer u.endTransfer(tr)
 
@@ -71,6 +74,9 @@ func (u *Uploader) putNAR(ctx context.Context, info *PathInfo, log *zap.Logger) 
 	produced := make(chan outcome, 1)
 	go func() {
 		own, err := u.produceNAR(pw, sink, info, tr, &res)
+		if err == nil {
+			handedOver()
+		}
 		produced <- outcome{err, own}
 	}()
 

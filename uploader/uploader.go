@@ -65,6 +65,7 @@ type Uploader struct {
 	small        chan struct{} // one token per small NAR in flight (smallnar.go)
 	lookups      chan struct{} // one token per lookup in flight, over all calls
 	noList       atomic.Bool   // a listing failed: look up path by path from now on
+	sending      chan struct{} // one token per compressed NAR still being sent
 	// bucketKeys estimates the number of keys at the top of the cache,
 	// from the last listing (0: no estimate yet); see listlookup.go.
 	bucketKeys atomic.Int64
@@ -170,6 +171,7 @@ func New(cfg Config, cache Cache, src PathInfoSource, presence Presence, key *ni
 		transfers:    make(map[*transfer]struct{}),
 		small:        make(chan struct{}, smallSlots),
 		lookups:      make(chan struct{}, cfg.LookupConcurrency),
+		sending:      make(chan struct{}, cfg.Concurrency),
 	}, nil
 }
 
