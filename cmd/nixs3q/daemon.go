@@ -27,7 +27,7 @@ type daemonFlags struct {
 	store, secretKeyFile, stateDir, socket, compression, allowGroup string
 	storeDir, nixBin, logLevel, logFormat, metricsListen            string
 	exclude, maxNarSize, uploadLogs, logDir                         string
-	workers, compressionLevel, maxAttempts                          int
+	workers, compressionLevel, maxAttempts, listRatio               int
 	skipSignedBy                                                    listFlag
 	presenceTTL, shutdownGrace                                      time.Duration
 	allowExposedKey                                                 bool
@@ -55,6 +55,7 @@ func runDaemon(ctx context.Context, args []string) error {
 	fs.StringVar(&f.maxNarSize, "max-nar-size", "0", "do not upload store paths whose NAR is larger, e.g. 2G (0: no limit); paths referring to them are held back too")
 	fs.StringVar(&f.uploadLogs, "upload-logs", uploader.LogsNone, "build logs to upload to log/<drv>: none or all (every build the post-build-hook reports)")
 	fs.StringVar(&f.logDir, "nix-log-dir", uploader.DefaultLogDir, "Nix's log directory (NIX_LOG_DIR), where build logs are read from")
+	fs.IntVar(&f.listRatio, "list-ratio", uploader.DefaultListRatio, "look up a large closure by listing the bucket's narinfos when the bucket holds at most this many keys per path to look up (S3 only; -1: always one request per path)")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9310 (off by default)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "auto", "console, json, or auto (console on a terminal, json otherwise)")
@@ -147,6 +148,7 @@ func serveDaemon(ctx context.Context, f daemonFlags, log *zap.Logger) error {
 		Filters:    uploader.Filters{Exclude: f.exclude, MaxNarSize: maxNarSize},
 		UploadLogs: f.uploadLogs,
 		LogDir:     f.logDir,
+		ListRatio:  f.listRatio,
 	}
 	if err := ucfg.Validate(); err != nil {
 		return &exitError{2, err}
