@@ -30,6 +30,9 @@ func wanRowNames() []string {
 		for _, r := range []string{"small", "closure", "dedup-small", "dedup-cold", "dedup-warm"} {
 			names = append(names, "wan-"+t+"-"+r)
 		}
+		if t == wanTiers[0] {
+			names = append(names, "wan-"+t+"-dedup-heads")
+		}
 	}
 	return append(names, "wan-throttle")
 }
@@ -201,14 +204,41 @@ func (e *env) measureWANTier(ctx context.Context, tier string, latency time.Dura
 	wr.Target = "≤ 0.3 s"
 	wr.Met = wr.Value <= 0.3
 	wr.Note = fmt.Sprintf("the same push again, same daemon; nix copy with its narinfo cache warm; %s", note)
-	return append(rows, cr, wr), nil
+	rows = append(rows, cr, wr)
+	if tier != wanTiers[0] {
+		return rows, nil
+	}
+	// The same cold check with one HEAD per path (listing off), against
+	// the listing measured just before.
+	var heads []float64
+	for r := range e.opts.runs {
+		d, err := e.startDaemon(ctx, filepath.Join(e.dir, fmt.Sprintf("%s-%d", name("dedup-heads"), r)),
+			daemonOpts{store: e.s3URL(bigBucket), extra: []string{"--list-ratio", "-1"}})
+		if err != nil {
+			return nil, err
+		}
+		c, err := e.dedupPush(ctx, d, bigRoot, 0, len(bigClosure))
+		if stopErr := d.stop(); err == nil {
+			err = stopErr
+		}
+		if err != nil {
+			return nil, err
+		}
+		e.logf("%s run %d: %.3f s", name("dedup-heads"), r+1, secs(c))
+		heads = append(heads, secs(c))
+	}
+	hr := newRow("wan", name("dedup-heads"), "s", heads, cold, "listing")
+	hr.Target = "(comparison: listing beats per-path lookups when ratio > 1)"
+	hr.Met = hr.Ratio >= 1
+	hr.Note = fmt.Sprintf("wan-%s-dedup-cold again with --list-ratio -1: one HeadObject per path (%d), against the 32 listings of the same bucket; %s", tier, len(bigClosure), note)
+	return append(rows, hr), nil
 }
 
 // wanDedup times a cold push of root (fresh daemon) to bucket, where its
 // closure of n paths already is, and with warm also the same push again;
 // then nix copy cold (fresh narinfo cache) and, with warm, again.
-func (e *env) wanDedup(ctx context.Context, name string, r int, bucket, root string, n int, warm bool) (cold, warmT, nixCold, nixWarm float64, err error) {
-	d, err := e.startDaemon(ctx, filepath.Join(e.dir, fmt.Sprintf("%s-%d", name, r)), daemonOpts{store: e.s3URL(bucket)})
+func (e *env) wanDedup(ctx context.Context, name string, r int, bucket, root string, n int, warm bool, extra ...string) (cold, warmT, nixCold, nixWarm float64, err error) {
+	d, err := e.startDaemon(ctx, filepath.Join(e.dir, fmt.Sprintf("%s-%d", name, r)), daemonOpts{store: e.s3URL(bucket), extra: extra})
 	if err != nil {
 		return 0, 0, 0, 0, err
 	}
