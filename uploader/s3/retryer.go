@@ -30,8 +30,9 @@ func newRetryer(cfg Config) aws.Retryer {
 	return &retryAfterRetryer{RetryerV2: std, maxWait: cfg.MaxRetryAfter, now: time.Now}
 }
 
-// retryAfterRetryer waits at least as long as the server's Retry-After
-// header asks before the next attempt. A Retry-After beyond maxWait ends the
+// retryAfterRetryer waits as long as the server's Retry-After header asks
+// (plus up to a quarter more) before the next attempt, and the standard
+// exponential backoff when the server does not say. A Retry-After beyond maxWait ends the
 // request with the server's error instead of sleeping inside it, so the
 // caller can reschedule the work (the error it returns carries the delay, see translate).
 type retryAfterRetryer struct {
@@ -49,7 +50,16 @@ func (r *retryAfterRetryer) RetryDelay(attempt int, opErr error) (time.Duration,
 	if asked > r.maxWait {
 		return 0, opErr
 	}
-	return max(delay, asked), nil
+	if asked > 0 {
+		// The server said when to come back: its word replaces the
+		// exponential backoff, which for a server that throttles a
+		// steady fraction of requests would make the unlucky request
+		// that is throttled four times in a row wait half a minute.
+		// The adaptive request limit (limit.go) is what lowers the
+		// load; a quarter of jitter spreads the retries.
+		return asked + time.Duration(rand.Int64N(int64(asked)/4+1)), nil
+	}
+	return delay, nil
 }
 
 // jitterBackoff is Nix's file-transfer backoff (2.35): attempt n waits a
