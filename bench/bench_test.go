@@ -18,10 +18,10 @@ import (
 // say nothing about them.
 func TestSmallBenchmark(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs real Nix and MinIO for about half a minute")
+		t.Skip("runs real Nix and MinIO for about a minute")
 	}
 	nixEnv := testenv.RequireNix(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var log bytes.Buffer
 	tl := tools{nixEnv: nixEnv, minio: func(string) (*testenv.MinIO, func(), error) {
