@@ -28,6 +28,9 @@ type fakeCache struct {
 	failHas  map[string]error
 	// beforePut, when set, runs at the start of every Put, outside the lock.
 	beforePut func(key string)
+	// afterRead, when set, runs once a Put has read its whole body, before
+	// it commits, outside the lock: the request still on the wire.
+	afterRead func(key string)
 	// afterHas, when set, runs after every Has has taken its answer, outside
 	// the lock, before returning it: a lookup whose answer goes stale.
 	afterHas func(key string)
@@ -75,7 +78,7 @@ func (c *fakeCache) Put(ctx context.Context, key string, body io.Reader, opt Put
 	}
 	c.mu.Lock()
 	c.attempts[key]++
-	hook := c.beforePut
+	hook, after := c.beforePut, c.afterRead
 	c.mu.Unlock()
 	if hook != nil {
 		hook(key)
@@ -83,6 +86,9 @@ func (c *fakeCache) Put(ctx context.Context, key string, body io.Reader, opt Put
 	data, err := io.ReadAll(body)
 	if err != nil {
 		return fmt.Errorf("fake: put %s: read body: %w", key, err)
+	}
+	if after != nil {
+		after(key)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("fake: put %s: %w", key, err)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -248,6 +249,54 @@ func TestSmallNARsDoNotWaitForStreamingSlots(t *testing.T) {
 	}
 	if maxActive != n+1 || res.Uploaded != n+1 {
 		t.Errorf("%d small NARs in flight at once, %d uploaded; want all %d at once", maxActive, res.Uploaded, n+1)
+	}
+	checkCache(t, c, s.dir, nil)
+}
+
+// Once a NAR is compressed and read by the cache, its streaming slot goes to
+// the next NAR while its request is still on the wire: with Concurrency 1,
+// the next NAR starts while the previous one's Put has not returned.
+func TestStreamingSlotHandedOverWhileSending(t *testing.T) {
+	s := newFakeStore(t)
+	a := s.add(t, "big-a", map[string]string{"f": strings.Repeat("a", smallNARMax+1)})
+	b := s.add(t, "big-b", map[string]string{"f": strings.Repeat("b", smallNARMax+1)})
+	root := s.add(t, "root", map[string]string{"f": strings.Repeat("r", smallNARMax+1)}, a, b)
+	c := newFakeCache()
+	cfg := testConfig(s.dir)
+	cfg.Concurrency = 1
+	u := newTestUploader(t, cfg, c, s, nil, nil)
+	var started, overlapped atomic.Int32
+	var mu sync.Mutex
+	order := map[string]int32{} // NAR key -> its place in the order of starts
+	c.beforePut = func(key string) {
+		if strings.HasPrefix(key, "nar/") {
+			mu.Lock()
+			order[key] = started.Add(1)
+			mu.Unlock()
+		}
+	}
+	c.afterRead = func(key string) {
+		if !strings.HasPrefix(key, "nar/") {
+			return
+		}
+		mu.Lock()
+		n := order[key]
+		mu.Unlock()
+		if n == 3 {
+			return // the last NAR: nothing to wait for
+		}
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if started.Load() > n {
+				overlapped.Add(1)
+				return
+			}
+		}
+	}
+	if _, err := u.Upload(context.Background(), root); err != nil {
+		t.Fatal(err)
+	}
+	if got := overlapped.Load(); got != 2 {
+		t.Errorf("%d of the first 2 NARs saw the next one start while still sending, want 2", got)
 	}
 	checkCache(t, c, s.dir, nil)
 }
