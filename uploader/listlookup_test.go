@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // listingCache is fakeCache with ListTop, counting listings, and a denial
@@ -112,4 +113,52 @@ func TestLookupByListing(t *testing.T) {
 			checkCache(t, c.fakeCache, s.dir, nil)
 		})
 	}
+}
+
+// slowSource waits, inside the metadata query, until the cache has been
+// listed: the first lookup of a process lists while `nix path-info` runs.
+type slowSource struct {
+	PathInfoSource
+	c          *listingCache
+	wait       time.Duration
+	overlapped bool
+}
+
+func (s *slowSource) PathInfo(ctx context.Context, paths []string, closure bool) ([]PathInfo, error) {
+	before := s.c.listings.Load()
+	for deadline := time.Now().Add(s.wait); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if s.c.listings.Load() == before+32 {
+			s.overlapped = true
+			break
+		}
+	}
+	return s.PathInfoSource.PathInfo(ctx, paths, closure)
+}
+
+func TestPrelistOverlapsMetadataQuery(t *testing.T) {
+	s := newFakeStore(t)
+	root, _ := closureOf(t, s, listMinPaths)
+	c := &listingCache{fakeCache: newFakeCache()}
+	src := &slowSource{PathInfoSource: s, c: c, wait: 5 * time.Second}
+	u := newTestUploader(t, testConfig(s.dir), c, src, nil, nil)
+	if _, err := u.Upload(context.Background(), root); err != nil {
+		t.Fatal(err)
+	}
+	if !src.overlapped {
+		t.Fatalf("the metadata query returned before the cache was listed (%d listings)", c.listings.Load())
+	}
+	// The lookups were answered by that listing: no HEAD, no second listing.
+	if c.totalHeads() != 0 || c.listings.Load() != 32 {
+		t.Errorf("%d HEADs and %d listings, want 0 and the 32 of the early listing", c.totalHeads(), c.listings.Load())
+	}
+	// The process now has an estimate: no early listing any more.
+	src.overlapped, src.wait = false, 200*time.Millisecond
+	root2 := s.add(t, "root2", map[string]string{"f": "2"}, root)
+	if _, err := u.Upload(context.Background(), root2); err != nil {
+		t.Fatal(err)
+	}
+	if src.overlapped {
+		t.Errorf("listed early again although the bucket's size is known")
+	}
+	checkCache(t, c.fakeCache, s.dir, nil)
 }

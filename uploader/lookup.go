@@ -19,7 +19,7 @@ import (
 // presence cache and uploaded like any other missing path. Paths in
 // p.force are missing whatever the lookups said. A failing
 // presence cache is logged and bypassed; a failing lookup fails the call.
-func (u *Uploader) lookup(ctx context.Context, p *plan, log *zap.Logger) error {
+func (u *Uploader) lookup(ctx context.Context, p *plan, pre *prelist, log *zap.Logger) error {
 	var own []string
 	for _, path := range p.paths {
 		if u.upstream(p.infos[path]) {
@@ -44,7 +44,7 @@ func (u *Uploader) lookup(ctx context.Context, p *plan, log *zap.Logger) error {
 			}
 		}
 	}
-	found, err := u.findAll(ctx, p, toAsk, log)
+	found, err := u.findAll(ctx, p, toAsk, pre, log)
 	if err != nil {
 		return err
 	}

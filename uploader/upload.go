@@ -90,6 +90,10 @@ func (u *Uploader) uploadBatch(ctx context.Context, roots []string, force bool, 
 	if len(live) == 1 {
 		log = log.With(zap.String("root", live[0]))
 	}
+	// Over a network, listing the cache (when it will be used) costs no
+	// round trip of its own if it runs during the metadata query.
+	pre := u.startPrelist(ctx)
+	defer pre.stop()
 	infos, err := u.src.PathInfo(ctx, live, true)
 	if err != nil {
 		if len(live) > 1 && ctx.Err() == nil {
@@ -97,6 +101,7 @@ func (u *Uploader) uploadBatch(ctx context.Context, roots []string, force bool, 
 			// store, say) fails the whole query: go one by one, so that it
 			// fails alone.
 			log.Debug("batch metadata query failed; querying roots one by one", zap.Error(err))
+			pre.stop()
 			for _, r := range live {
 				u.uploadBatch(ctx, []string{r}, force, done)
 			}
@@ -112,7 +117,7 @@ func (u *Uploader) uploadBatch(ctx context.Context, roots []string, force bool, 
 		if force {
 			p.force = live
 		}
-		err = u.lookup(ctx, p, log)
+		err = u.lookup(ctx, p, pre, log)
 	}
 	if err != nil {
 		for _, r := range live {

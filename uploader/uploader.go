@@ -69,6 +69,7 @@ type Uploader struct {
 	// bucketKeys estimates the number of keys at the top of the cache,
 	// from the last listing (0: no estimate yet); see listlookup.go.
 	bucketKeys atomic.Int64
+	estimated  atomic.Bool // bucketKeys holds a measured estimate
 
 	mu        sync.Mutex
 	flights   map[string]*flight // store path -> upload in progress
