@@ -64,12 +64,13 @@ type Uploader struct {
 	slots        *slots        // one per NAR being streamed
 	small        chan struct{} // one token per small NAR in flight (smallnar.go)
 	lookups      chan struct{} // one token per lookup in flight, over all calls
-	noList       atomic.Bool   // a listing failed: look up path by path from now on
 	sending      chan struct{} // one token per compressed NAR still being sent
+	noList       atomic.Bool   // listing was denied: look up path by path from now on
 	// bucketKeys estimates the number of keys at the top of the cache,
-	// from the last listing (0: no estimate yet); see listlookup.go.
+	// from the last listing; estimated says it holds a measurement. See
+	// listlookup.go.
 	bucketKeys atomic.Int64
-	estimated  atomic.Bool // bucketKeys holds a measured estimate
+	estimated  atomic.Bool
 
 	mu        sync.Mutex
 	flights   map[string]*flight // store path -> upload in progress
