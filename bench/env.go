@@ -38,6 +38,7 @@ type env struct {
 	http     *http.Client
 	log      io.Writer
 	buckets  int
+	daemons  int // daemon directories made by daemonDir
 	// via, when set, is the simulated network that nixs3q's and nix
 	// copy's uploads go through (the WAN group); reads that check results
 	// go to MinIO directly.

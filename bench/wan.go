@@ -93,7 +93,7 @@ func (e *env) measureWAN(ctx context.Context) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	fill, err := e.startDaemon(ctx, filepath.Join(e.dir, "wan-dedup-fill"), daemonOpts{store: e.s3URL(bigBucket)})
+	fill, err := e.startDaemon(ctx, e.daemonDir("fill"), daemonOpts{store: e.s3URL(bigBucket)})
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +212,7 @@ func (e *env) measureWANTier(ctx context.Context, tier string, latency time.Dura
 	// the listing measured just before.
 	var heads []float64
 	for r := range e.opts.runs {
-		d, err := e.startDaemon(ctx, filepath.Join(e.dir, fmt.Sprintf("%s-%d", name("dedup-heads"), r)),
+		d, err := e.startDaemon(ctx, e.daemonDir("heads"),
 			daemonOpts{store: e.s3URL(bigBucket), extra: []string{"--list-ratio", "-1"}})
 		if err != nil {
 			return nil, err
@@ -238,7 +238,7 @@ func (e *env) measureWANTier(ctx context.Context, tier string, latency time.Dura
 // closure of n paths already is, and with warm also the same push again;
 // then nix copy cold (fresh narinfo cache) and, with warm, again.
 func (e *env) wanDedup(ctx context.Context, name string, r int, bucket, root string, n int, warm bool, extra ...string) (cold, warmT, nixCold, nixWarm float64, err error) {
-	d, err := e.startDaemon(ctx, filepath.Join(e.dir, fmt.Sprintf("%s-%d", name, r)), daemonOpts{store: e.s3URL(bucket), extra: extra})
+	d, err := e.startDaemon(ctx, e.daemonDir("dedup"), daemonOpts{store: e.s3URL(bucket), extra: extra})
 	if err != nil {
 		return 0, 0, 0, 0, err
 	}
@@ -293,7 +293,7 @@ func (e *env) measureThrottle(ctx context.Context, root string, closure []string
 		if err != nil {
 			return Row{}, err
 		}
-		d, err := e.startDaemon(ctx, filepath.Join(e.dir, fmt.Sprintf("wan-throttle-%d", r)),
+		d, err := e.startDaemon(ctx, e.daemonDir("throttle"),
 			daemonOpts{store: e.s3URL(bucket), extra: []string{"--metrics-listen", addr}})
 		if err != nil {
 			return Row{}, err
@@ -406,4 +406,12 @@ func freeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// daemonDir is a fresh directory for a daemon of the WAN group, named
+// shortly: its socket path must stay within the 108 bytes of a Unix socket
+// address also under a test's long temporary directory.
+func (e *env) daemonDir(what string) string {
+	e.daemons++
+	return filepath.Join(e.dir, fmt.Sprintf("w%s%d", what, e.daemons))
 }
