@@ -139,3 +139,27 @@ func TestNoSecondUploadAfterStaleLookup(t *testing.T) {
 	}
 	checkCache(t, cache, s.dir, nil)
 }
+
+func TestReferencesFirst(t *testing.T) {
+	s := newFakeStore(t)
+	a := s.add(t, "a", map[string]string{"f": "a"})
+	b := s.add(t, "b", map[string]string{"f": "b"}, a)
+	c := s.add(t, "c", map[string]string{"f": "c"}, b, a)
+	d := s.add(t, "d", map[string]string{"f": "d"})
+	infos, err := s.PathInfo(context.Background(), []string{c, d}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newPlan(s.dir, []string{c, d}, infos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.referencesFirst([]string{c, d, b, a})
+	pos := map[string]int{}
+	for i, path := range got {
+		pos[path] = i
+	}
+	if len(got) != 4 || pos[a] > pos[b] || pos[b] > pos[c] || pos[d] > pos[b] {
+		t.Errorf("referencesFirst = %v, want a and d (no references) before b before c", got)
+	}
+}

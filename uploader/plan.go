@@ -213,3 +213,30 @@ func (p *plan) observe(root string) ([]string, map[string]uint64) {
 	p.observed[root] = true
 	return closure, sizes
 }
+
+// referencesFirst returns paths ordered by their depth in the closure
+// (paths without references first, then those referring only to them, and
+// so on), by name within a depth.
+func (p *plan) referencesFirst(paths []string) []string {
+	depth := make(map[string]int, len(p.paths))
+	var depthOf func(path string) int
+	depthOf = func(path string) int {
+		if d, ok := depth[path]; ok {
+			return d
+		}
+		d := 0
+		for _, r := range p.infos[path].References {
+			if r != path {
+				d = max(d, depthOf(r)+1)
+			}
+		}
+		depth[path] = d
+		return d
+	}
+	out := slices.Clone(paths)
+	for _, path := range out {
+		depthOf(path)
+	}
+	slices.SortStableFunc(out, func(a, b string) int { return depth[a] - depth[b] })
+	return out
+}

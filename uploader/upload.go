@@ -163,7 +163,12 @@ func (u *Uploader) uploadBatch(ctx context.Context, roots []string, force bool, 
 	u.mu.Lock()
 	u.plans[p] = struct{}{}
 	u.mu.Unlock()
-	for _, path := range missing {
+	// Flights start references first, and the streaming slots serve
+	// waiters in the order they asked: NARs then go up mostly from the
+	// bottom of the closure, so each narinfo, which must wait for its
+	// references' narinfos, can follow its NAR at once instead of the whole
+	// chain of narinfos, one round trip per level, waiting for the last NAR.
+	for _, path := range p.referencesFirst(missing) {
 		flights[path] = u.acquire(ctx, p, path)
 	}
 	defer func() {
