@@ -26,7 +26,7 @@
           ];
         };
         # Checked by internal/nixfiles's test; refresh with scripts/vendor-hash.sh --update.
-        vendorHash = "sha256-ygxvgJmymg4g+ohEVBJAVjC6kLhe90Wio2Aq+tOH+As=";
+        vendorHash = "sha256-Lg2vENhwDOj4W9bdUIr7hK8NKRi8x35ighXAJ00yj38=";
         subPackages = [ "cmd/nixs3q" "cmd/nixs3q-hook" ];
         env.CGO_ENABLED = 0;
         ldflags = [ "-s" "-w" "-X main.version=${version}" ];
