@@ -87,9 +87,10 @@ func TestUrgentUploadOvertakesBacklog(t *testing.T) {
 	s := newFakeStore(t)
 	var backlog []string
 	for i := range 20 {
-		backlog = append(backlog, s.add(t, fmt.Sprintf("backlog-%02d", i), map[string]string{"f": fmt.Sprint(i)}))
+		backlog = append(backlog, s.add(t, fmt.Sprintf("backlog-%02d", i), map[string]string{"f": strings.Repeat(fmt.Sprint(i), smallNARMax)}))
 	}
-	mine := s.add(t, "mine", map[string]string{"f": "urgent"})
+	// Streamed NARs (small ones take no streaming slot: smallnar.go).
+	mine := s.add(t, "mine", map[string]string{"f": strings.Repeat("u", smallNARMax)})
 	c := newFakeCache()
 	c.beforePut = func(key string) {
 		if strings.HasPrefix(key, "nar/") {
