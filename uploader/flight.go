@@ -202,28 +202,16 @@ func (u *Uploader) publish(ctx context.Context, f *flight) error {
 	// smallnar.go), unless a reference fails first. Waiting for references
 	// never holds a slot, so flights cannot starve each other.
 	small := u.isSmall(info)
-	var (
-		slot    *slotWaiter
-		smallCh chan struct{}   // nil unless small: never selected
-		ready   <-chan struct{} // nil when small
-	)
+	lane := u.slots
 	if small {
-		smallCh = u.small
-	} else {
-		slot = u.slots.wait(&f.urgent)
-		ready = slot.ready
+		lane = u.small
 	}
-	giveUp := func() {
-		if slot != nil {
-			u.slots.cancel(slot)
-		}
-	}
+	slot := lane.wait(&f.urgent)
+	giveUp := func() { lane.cancel(slot) }
 acquireSlot:
 	for {
 		select {
-		case smallCh <- struct{}{}:
-			break acquireSlot
-		case <-ready:
+		case <-slot.ready:
 			break acquireSlot
 		case d := <-notify:
 			if take(d); refErr != nil {
@@ -257,7 +245,7 @@ acquireSlot:
 	if small {
 		nar, narErr = u.putSmallNAR(narCtx, info, log)
 		narDone = time.Now()
-		<-u.small
+		u.small.release()
 	} else {
 		// The streaming slot bounds compressors; once the whole NAR is
 		// compressed and handed to the cache, the slot goes to the next

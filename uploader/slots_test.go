@@ -161,10 +161,11 @@ func TestExpediteUploadInProgress(t *testing.T) {
 			s := newFakeStore(t)
 			var backlog []string
 			for i := range 20 {
-				backlog = append(backlog, s.add(t, fmt.Sprintf("backlog-%02d", i), map[string]string{"f": fmt.Sprint(i)}))
+				backlog = append(backlog, s.add(t, fmt.Sprintf("backlog-%02d", i), map[string]string{"f": strings.Repeat(fmt.Sprint(i), smallNARMax)}))
 			}
-			dep := s.add(t, "mine-dep", map[string]string{"f": "dep"})
-			mine := s.add(t, "mine", map[string]string{"f": "urgent"}, dep)
+			// Streamed NARs: small ones have their own lane (smallnar.go).
+			dep := s.add(t, "mine-dep", map[string]string{"f": strings.Repeat("d", smallNARMax)})
+			mine := s.add(t, "mine", map[string]string{"f": strings.Repeat("u", smallNARMax)}, dep)
 			c := newFakeCache()
 			c.beforePut = func(key string) {
 				if strings.HasPrefix(key, "nar/") {
@@ -313,5 +314,45 @@ func TestExpeditePlansForLateFollower(t *testing.T) {
 	}
 	if len(closure) != 2 || missing != 2 || !depReplayed {
 		t.Fatalf("after Expedite: closure %v, %d missing, reference finished %v; want the 2-path closure with the finished reference replayed", closure, missing, depReplayed)
+	}
+}
+
+// Small NARs have their own lane of smallSlots, granted like the streaming
+// slots: an urgent small NAR goes ahead of a backlog of small ones.
+func TestUrgentSmallNARAheadOfSmallBacklog(t *testing.T) {
+	s := newFakeStore(t)
+	var backlog []string
+	for i := range 3 * smallSlots {
+		backlog = append(backlog, s.add(t, fmt.Sprintf("small-backlog-%03d", i), map[string]string{"f": fmt.Sprint(i)}))
+	}
+	mine := s.add(t, "mine", map[string]string{"f": "urgent"})
+	c := newFakeCache()
+	c.beforePut = func(key string) {
+		if strings.HasPrefix(key, "nar/") {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	rec := &orderObserver{}
+	cfg := testConfig(s.dir)
+	cfg.Observer = rec
+	u := newTestUploader(t, cfg, c, s, nil, nil)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	wg.Go(func() { u.UploadBatch(ctx, backlog, func(string, Result, error) {}) })
+	deadline := time.Now().Add(10 * time.Second)
+	for len(u.Active()) < smallSlots {
+		if time.Now().After(deadline) {
+			t.Fatal("the small backlog never filled its lane")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := u.Upload(Urgent(ctx), mine); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	order := rec.order()
+	pos := slices.Index(order, mine)
+	if pos < 0 || pos > 2*smallSlots {
+		t.Errorf("urgent small path finished %dth of %d, want within the first two lanes' worth (%d)", pos+1, len(order), 2*smallSlots)
 	}
 }

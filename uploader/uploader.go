@@ -62,7 +62,7 @@ type Uploader struct {
 	codec        *codec
 	filter       *filter
 	slots        *slots        // one per NAR being streamed
-	small        chan struct{} // one token per small NAR in flight (smallnar.go)
+	small        *slots        // one per small NAR in flight (smallnar.go)
 	lookups      chan struct{} // one token per lookup in flight, over all calls
 	sending      chan struct{} // one token per compressed NAR still being sent
 	noList       atomic.Bool   // listing was denied: look up path by path from now on
@@ -171,7 +171,7 @@ func New(cfg Config, cache Cache, src PathInfoSource, presence Presence, key *ni
 		plans:        make(map[*plan]struct{}),
 		published:    make(map[string]time.Time),
 		transfers:    make(map[*transfer]struct{}),
-		small:        make(chan struct{}, smallSlots),
+		small:        newSlots(smallSlots),
 		lookups:      make(chan struct{}, cfg.LookupConcurrency),
 		sending:      make(chan struct{}, cfg.Concurrency),
 	}, nil
