@@ -67,7 +67,9 @@ func TestPushWaitAheadOfBacklog(t *testing.T) {
 	proxy := startSlowProxy(t, bucket.endpoint, 500*time.Millisecond)
 
 	const backlogSize = 200
-	backlog := n.addFiles(t, ctx, newNonce(t), backlogSize, 16<<10)
+	// Files above the uploader's small-NAR limit (256 KiB): small NARs
+	// go up 64 at a time and would be no backlog at all.
+	backlog := n.addFiles(t, ctx, newNonce(t), backlogSize, 300<<10)
 	t.Cleanup(func() { n.deletePaths(t, backlog) })
 	job := n.buildPlain(t, ctx, newNonce(t), "small")
 
