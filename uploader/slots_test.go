@@ -326,33 +326,91 @@ func TestUrgentSmallNARAheadOfSmallBacklog(t *testing.T) {
 		backlog = append(backlog, s.add(t, fmt.Sprintf("small-backlog-%03d", i), map[string]string{"f": fmt.Sprint(i)}))
 	}
 	mine := s.add(t, "mine", map[string]string{"f": "urgent"})
+	var mineKey string // set before any upload starts
+	// Each backlog NAR write waits for a token, so that the first lane's
+	// worth holds every small slot and the rest queue behind it however
+	// fast or loaded the machine is; tokens are then handed out one at a
+	// time, so each freed slot goes to exactly one waiter.
+	tokens := make(chan struct{})
+	unblockAll := func() {
+		go func() {
+			for {
+				tokens <- struct{}{}
+			}
+		}()
+	}
+	var blocked atomic.Int32
+	var putMu sync.Mutex
+	var narPuts []string
 	c := newFakeCache()
 	c.beforePut = func(key string) {
-		if strings.HasPrefix(key, "nar/") {
-			time.Sleep(20 * time.Millisecond)
+		if !strings.HasPrefix(key, "nar/") {
+			return
+		}
+		putMu.Lock()
+		narPuts = append(narPuts, key)
+		putMu.Unlock()
+		if key != mineKey {
+			blocked.Add(1)
+			<-tokens
 		}
 	}
 	rec := &orderObserver{}
 	cfg := testConfig(s.dir)
 	cfg.Observer = rec
 	u := newTestUploader(t, cfg, c, s, nil, nil)
+	mineKey = narKey(s.info(mine).NarHash, u.codec.ext)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	wg.Go(func() { u.UploadBatch(ctx, backlog, func(string, Result, error) {}) })
-	deadline := time.Now().Add(10 * time.Second)
-	for len(u.Active()) < smallSlots {
+	deadline := time.Now().Add(30 * time.Second)
+	for blocked.Load() < smallSlots {
 		if time.Now().After(deadline) {
-			t.Fatal("the small backlog never filled its lane")
+			unblockAll()
+			t.Fatalf("the small backlog never filled its lane: %d of %d NAR writes under way", blocked.Load(), smallSlots)
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if _, err := u.Upload(Urgent(ctx), mine); err != nil {
+	time.Sleep(20 * time.Millisecond)
+	if n := blocked.Load(); n != smallSlots {
+		unblockAll()
+		t.Fatalf("%d backlog NAR writes under way at once, want the lane's %d", n, smallSlots)
+	}
+	urgentDone := make(chan error, 1)
+	go func() {
+		_, err := u.Upload(Urgent(ctx), mine)
+		urgentDone <- err
+	}()
+	for { // the urgent upload has begun: its NAR waits for a slot
+		u.mu.Lock()
+		_, started := u.flights[mine]
+		u.mu.Unlock()
+		if started {
+			break
+		}
+		if time.Now().After(deadline) {
+			unblockAll()
+			t.Fatal("the urgent upload never started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	for range backlog {
+		tokens <- struct{}{}
+		time.Sleep(200 * time.Microsecond)
+	}
+	if err := <-urgentDone; err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	order := rec.order()
-	pos := slices.Index(order, mine)
-	if pos < 0 || pos > 2*smallSlots {
-		t.Errorf("urgent small path finished %dth of %d, want within the first two lanes' worth (%d)", pos+1, len(order), 2*smallSlots)
+	putMu.Lock()
+	pos := slices.Index(narPuts, mineKey)
+	putMu.Unlock()
+	// Without priority it would queue behind the 128 waiting backlog NARs.
+	if pos < 0 || pos > smallSlots+smallSlots/8 {
+		t.Errorf("urgent small NAR was sent %dth of %d, want right after the lane that was writing (%d)", pos+1, len(narPuts), smallSlots)
+	}
+	if order := rec.order(); !slices.Contains(order, mine) {
+		t.Errorf("the urgent path never finished: %v", order)
 	}
 }
