@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 )
 
@@ -17,21 +15,7 @@ func (e *env) nixs3qCopy(ctx context.Context, bucket string, paths ...string) (t
 	args := append([]string{"copy", "--to", e.s3URL(bucket), "--secret-key-file", e.keyFile, "--progress", "none"}, paths...)
 	cmd := exec.CommandContext(ctx, e.bins.nixs3q, args...)
 	cmd.Env = e.daemonEnv()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	start := time.Now()
-	err := cmd.Run()
-	took := time.Since(start)
-	if err != nil {
-		return 0, 0, 0, fmt.Errorf("bench: nixs3q copy: %w: %s", err, stderr.String())
-	}
-	var rss int64
-	var cpu time.Duration
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = ru.Maxrss << 10 // kilobytes on Linux
-		cpu = rusageCPU(ru)
-	}
-	return took, rss, cpu, nil
+	return runMeasured(cmd, "nixs3q copy")
 }
 
 // copyRun is one run of a copy measure, for both tools.

@@ -30,13 +30,19 @@ func (e *env) nixCopyCPU(ctx context.Context, bucket, cacheHome string, paths ..
 	to := e.copyURL(bucket) + "?compression=zstd&secret-key=" + e.keyFile
 	cmd := exec.CommandContext(ctx, "nix", append([]string{"copy", "--to", to}, paths...)...)
 	cmd.Env = append(slices.Clone(e.nixEnv), "XDG_CACHE_HOME="+cacheHome)
+	return runMeasured(cmd, "nix copy")
+}
+
+// runMeasured runs cmd and returns its wall time, its peak RSS (bytes) and
+// its CPU time; a failure carries what cmd printed on stderr.
+func runMeasured(cmd *exec.Cmd, what string) (time.Duration, int64, time.Duration, error) {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()
 	err := cmd.Run()
 	took := time.Since(start)
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("bench: nix copy: %w: %s", err, stderr.String())
+		return 0, 0, 0, fmt.Errorf("bench: %s: %w: %s", what, err, stderr.String())
 	}
 	var rss int64
 	var cpu time.Duration

@@ -5,9 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -37,21 +35,7 @@ func (n *nixTool) buildPlain(t *testing.T, ctx context.Context, nonce, attr stri
 func runCopy(t *testing.T, ctx context.Context, env []string, args ...string) cliResult {
 	t.Helper()
 	defer timed(t, "nixs3q copy")()
-	cmd := exec.CommandContext(ctx, bin.nixs3q, append([]string{"copy"}, args...)...)
-	cmd.Env = env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	res := cliResult{stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		res.code = ee.ExitCode()
-	default:
-		t.Fatalf("nixs3q copy: %v", err)
-	}
-	return res
+	return runCLI(t, ctx, env, append([]string{"copy"}, args...)...)
 }
 
 // copyAndVerify copies the closures of roots with `nixs3q copy` and puts

@@ -204,21 +204,7 @@ type cliResult struct {
 // is inserted after the subcommand) and returns their output and exit code.
 func cli(t *testing.T, ctx context.Context, socket string, args ...string) cliResult {
 	t.Helper()
-	full := append([]string{args[0], "--socket", socket}, args[1:]...)
-	cmd := exec.CommandContext(ctx, bin.nixs3q, full...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	res := cliResult{stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		res.code = ee.ExitCode()
-	default:
-		t.Fatalf("nixs3q %s: %v", strings.Join(full, " "), err)
-	}
-	return res
+	return runCLI(t, ctx, nil, append([]string{args[0], "--socket", socket}, args[1:]...)...)
 }
 
 // push queues paths with `nixs3q push` and requires success.
